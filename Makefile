@@ -1,0 +1,54 @@
+# projector: the commands a new user runs. Everything installs into .venv; servers live under .services/.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: install test test-unit test-integration demo lint services-start services-stop services-status bench soak package clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+## make test: install, start the local servers (fetched and cached on first use), run every test.
+test: install services-start
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+test-unit: install
+	$(BIN)/python -m pytest -q -m unit
+
+test-integration: install services-start
+	$(BIN)/python -m pytest -q -m integration
+
+## make demo: the main job end to end on the local servers.
+demo: install services-start
+	$(BIN)/python scripts/demo
+
+lint: install
+	$(BIN)/ruff check projector projections devservers scripts tests
+	$(BIN)/ruff format --check projector projections devservers tests
+
+services-start: install
+	$(BIN)/python scripts/services start
+
+services-stop:
+	$(BIN)/python scripts/services stop
+
+services-status:
+	$(BIN)/python scripts/services status
+
+bench: install services-start
+	$(BIN)/python scripts/bench
+
+soak: install services-start
+	$(BIN)/python scripts/soak
+
+package: install
+	$(BIN)/python scripts/package
+
+clean:
+	rm -rf build dist *.egg-info .pytest_cache .ruff_cache

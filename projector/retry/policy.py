@@ -1,0 +1,55 @@
+"""Retry policy shared by every sink (tenacity): what is retried is the caller's call; when is ours."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+
+from projector.retry.deadline import Deadline
+
+logger = logging.getLogger(__name__)
+
+
+class DeadlineExceeded(Exception):
+    """The invocation's time is up; what is not applied yet is reported, not retried further."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Backoff settings; the defaults suit a Lambda with a few minutes of timeout."""
+
+    max_attempts: int = 8
+    initial_wait_s: float = 0.05
+    max_wait_s: float = 5.0
+    jitter_s: float = 0.1
+
+
+DEFAULT_POLICY = RetryPolicy()
+
+
+def retrying(
+    deadline: Deadline,
+    is_retryable: Callable[[BaseException], bool],
+    policy: RetryPolicy = DEFAULT_POLICY,
+    what: str = "request",
+) -> Retrying:
+    """A tenacity ``Retrying`` that retries ``is_retryable`` errors and never sleeps past ``deadline``."""
+
+    def out_of_time(state: RetryCallState) -> bool:
+        return deadline.remaining() - (state.upcoming_sleep or 0.0) <= 0
+
+    def log_retry(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        logger.warning("retrying %s (attempt %d) after %s: %s", what, state.attempt_number,
+                       type(error).__name__, error)
+
+    return Retrying(
+        retry=retry_if_exception(is_retryable),
+        stop=stop_after_attempt(policy.max_attempts) | out_of_time,
+        wait=wait_exponential_jitter(initial=policy.initial_wait_s, max=policy.max_wait_s, jitter=policy.jitter_s),
+        before_sleep=log_retry,
+        reraise=True,
+    )
