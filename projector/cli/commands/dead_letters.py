@@ -1,0 +1,59 @@
+"""`projector dead-letters list|redrive`: inspect and replay poison records."""
+
+from __future__ import annotations
+
+import click
+
+from projector.cli.output import CommandError, emit, json_option, print_table
+
+
+@click.group("dead-letters")
+def command() -> None:
+    """Inspect and replay records that could not be applied (PROJECTOR_DEAD_LETTERS)."""
+
+
+@command.command("list")
+@click.option("--all", "include_redriven", is_flag=True, help="Include letters already redriven.")
+@json_option
+def list_letters(include_redriven: bool, as_json: bool) -> None:
+    """List dead letters: id, reason, projection, sequence number and error."""
+    from projector.runtime import Runtime
+
+    letters = list(Runtime().dead_letters.list(include_redriven=include_redriven))
+    data = {"count": len(letters), "letters": [letter.model_dump(mode="json") for letter in letters]}
+
+    def human(payload: dict) -> None:
+        rows = [(entry["id"], entry["reason"], entry["projection"] or "-", entry["sequence_number"] or "-",
+                 entry["error"][:100]) for entry in payload["letters"]]
+        print_table(f"{payload['count']} dead letters", ["id", "reason", "projection", "sequence", "error"], rows)
+
+    emit(data, as_json, human)
+
+
+@command.command("redrive")
+@click.option("--id", "letter_ids", multiple=True, help="Redrive only these letters (default: all pending).")
+@json_option
+def redrive_letters(letter_ids: tuple[str, ...], as_json: bool) -> None:
+    """Replay pending dead letters through the versioned writes; applied ones move to redriven/.
+
+    A redrive never regresses newer state: each record is checked against the stored version like any
+    late delivery. Exit 1 when some letters still fail.
+    """
+    from projector.deadletters.redrive import redrive
+    from projector.runtime import Runtime
+
+    results = list(redrive(Runtime(), set(letter_ids) if letter_ids else None))
+    data = {
+        "redriven": sum(1 for r in results if r.redriven),
+        "failed": sum(1 for r in results if not r.redriven),
+        "letters": [{"id": r.letter.id, "redriven": r.redriven, "error": r.error} for r in results],
+    }
+
+    def human(payload: dict) -> None:
+        for entry in payload["letters"]:
+            click.echo(f"{entry['id']}  {'redriven' if entry['redriven'] else 'still failing: ' + str(entry['error'])}")
+        click.echo(f"redriven {payload['redriven']}, still failing {payload['failed']}")
+
+    emit(data, as_json, human)
+    if data["failed"]:
+        raise CommandError(f"{data['failed']} dead letters still fail", exit_code=1)

@@ -1,0 +1,40 @@
+"""Replay dead letters through the same versioned path, so a late redrive never regresses newer state."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from projector.retry.deadline import Deadline
+
+if TYPE_CHECKING:
+    from projector.deadletters.types import DeadLetter
+    from projector.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class RedriveResult:
+    letter: DeadLetter
+    redriven: bool
+    error: str | None
+
+
+def redrive(runtime: Runtime, letter_ids: set[str] | None = None) -> Iterator[RedriveResult]:
+    """Apply each pending letter; a letter that applies (or is now stale) moves to ``redriven``."""
+    store = runtime.dead_letters
+    for letter in list(store.list()):
+        if letter_ids is not None and letter.id not in letter_ids:
+            continue
+        only = [letter.projection] if letter.projection else None
+        outcome = runtime.processor.process([letter.record], Deadline.after(60), only=only, dead_letter=False)
+        if outcome.first_failed is None:
+            store.mark_redriven(letter)
+            yield RedriveResult(letter, True, None)
+        else:
+            error = next(iter(outcome.failures.values()), "not applied")
+            logger.info("dead letter %s still fails: %s", letter.id, error)
+            yield RedriveResult(letter, False, error)

@@ -1,0 +1,70 @@
+"""Everything a process needs, built once: settings, projections, clients, sinks, dead letters.
+
+Lambda keeps one per execution environment (cold start); the CLI builds one per command. Clients are
+created on first use so a command that needs only DynamoDB never imports opensearch-py.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from projector.config.settings import Settings, load_settings
+from projector.projection.registry import Registry, load_projections
+
+if TYPE_CHECKING:
+    from projector.deadletters.store import DeadLetterStore
+    from projector.pipeline.processor import BatchProcessor
+    from projector.sinks.aggregates.writer import AggregateSink
+    from projector.sinks.opensearch.writer import OpenSearchSink
+
+logger = logging.getLogger(__name__)
+
+
+class Runtime:
+    """The wired-up engine for one process."""
+
+    def __init__(self, settings: Settings | None = None, registry: Registry | None = None) -> None:
+        self.settings = settings or load_settings()
+        self.registry = registry or load_projections(self.settings.projections)
+
+    @cached_property
+    def opensearch(self) -> Any:
+        from projector.sinks.opensearch.client import opensearch_client
+
+        return opensearch_client(self.settings)
+
+    @cached_property
+    def dynamodb(self) -> Any:
+        from projector.clients import dynamodb_client
+
+        return dynamodb_client(self.settings)
+
+    @cached_property
+    def document_sink(self) -> OpenSearchSink | None:
+        if not self.registry.documents:
+            return None
+        from projector.sinks.opensearch.writer import OpenSearchSink
+
+        return OpenSearchSink(self.opensearch, self.settings)
+
+    @cached_property
+    def aggregate_sink(self) -> AggregateSink | None:
+        if not self.registry.aggregates:
+            return None
+        from projector.sinks.aggregates.writer import AggregateSink
+
+        return AggregateSink(self.dynamodb, self.settings)
+
+    @cached_property
+    def dead_letters(self) -> DeadLetterStore:
+        from projector.deadletters.store import open_store
+
+        return open_store(self.settings)
+
+    @cached_property
+    def processor(self) -> BatchProcessor:
+        from projector.pipeline.processor import BatchProcessor
+
+        return BatchProcessor(self.registry, self.document_sink, self.aggregate_sink, self.dead_letters)

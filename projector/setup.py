@@ -1,0 +1,51 @@
+"""Create what the projections need; idempotent, so it is safe on every deploy and in every test."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from projector.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+
+def create_source_table(client: Any, table: str, key_attributes: tuple[str, ...]) -> bool:
+    """The source table with a NEW_AND_OLD_IMAGES stream (local use); False if it already exists."""
+    names = ("HASH", "RANGE")
+    try:
+        client.create_table(
+            TableName=table,
+            AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in key_attributes],
+            KeySchema=[{"AttributeName": name, "KeyType": kind} for name, kind in zip(key_attributes, names,
+                                                                                   strict=False)],
+            BillingMode="PAY_PER_REQUEST",
+            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+        )
+    except client.exceptions.ResourceInUseException:
+        return False
+    client.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
+    return True
+
+
+def setup(runtime: Runtime, with_source_table: bool = False) -> dict[str, Any]:
+    """Index templates, first physical indexes and aliases, the aggregates table; optionally the source."""
+    settings, registry = runtime.settings, runtime.registry
+    report: dict[str, Any] = {"indexes": [], "aggregates_table": None, "source_table": None}
+    if with_source_table:
+        keys = registry.all[0].key_attributes
+        created = create_source_table(runtime.dynamodb, settings.source_table, keys)
+        report["source_table"] = {"name": settings.source_table, "created": created}
+    if registry.documents:
+        from projector.sinks.opensearch import indexes
+
+        for projection in registry.documents:
+            indexes.ensure(runtime.opensearch, projection, settings.index_prefix)
+            report["indexes"].append({"projection": projection.name, "alias": settings.index_prefix + projection.name})
+    if registry.aggregates:
+        from projector.sinks.aggregates.table import ensure_table
+
+        ensure_table(runtime.dynamodb, settings.aggregates_table)
+        report["aggregates_table"] = settings.aggregates_table
+    return report
