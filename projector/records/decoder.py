@@ -95,7 +95,7 @@ def _null(value: Any) -> None:
 
 
 def _members(tag: str, value: Any) -> list[Any]:
-    if type(value) is not list:
+    if not isinstance(value, list):
         raise DecodeError(f"{tag} value must be a list, got {type(value).__name__} {_show(value)}")
     return value
 
@@ -129,61 +129,90 @@ def _binary_set(value: Any) -> set[bytes]:
 
 
 def _list(value: Any) -> list[Any]:
-    if type(value) is not list:
+    if not isinstance(value, list):
         raise DecodeError(f"L value must be a list, got {type(value).__name__} {_show(value)}")
-    out = []
+    out: list[Any] = []
     append = out.append
     index = 0
     try:
-        for index, av in enumerate(value):  # noqa: B007 - index is read by the error path
+        for index, av in enumerate(value):  # noqa: B007 - the error path reads index
+            # S and N are most values: look them up directly, no iterator, no call.
             if type(av) is dict and len(av) == 1:
-                for tag, inner in av.items():
-                    if tag == "S" and type(inner) is str:
-                        append(inner)
-                    else:
-                        decode = _DECODERS.get(tag)
-                        if decode is None:
-                            raise _bad_value(av)
-                        append(decode(inner))
+                inner = av.get("S")
+                if type(inner) is str:
+                    append(inner)
+                    continue
+                inner = av.get("N")
+                if type(inner) is str:
+                    number = _create_decimal(inner)
+                    if number.is_finite() and "_" not in inner and inner.strip() == inner:
+                        append(number)
+                        continue
+                for tag in av:
+                    decode = _DECODERS.get(tag)
+                    if decode is None:
+                        raise _bad_value(av)
+                    append(decode(av[tag]))
             else:
-                raise _bad_value(av)
+                append(_decode_other(av))
     except DecodeError as error:
         error.reversed_path.append(index)
         raise
+    except decimal.DecimalException as exc:
+        error = DecodeError(_number_reason(inner, exc))
+        error.reversed_path.append(index)
+        raise error from None
     return out
 
 
 def _map(value: Any) -> dict[str, Any]:
-    if type(value) is not dict:
+    if not isinstance(value, dict):
         raise DecodeError(f"M value must be an object, got {type(value).__name__} {_show(value)}")
-    return _attributes(value)
-
-
-def _attributes(value: dict[str, Any]) -> dict[str, Any]:
-    out = {}
+    out: dict[str, Any] = {}
     name = None
     try:
-        for name, av in value.items():  # noqa: B007 - name is read by the error path
+        for name, av in value.items():
             if type(av) is dict and len(av) == 1:
-                for tag, inner in av.items():
-                    if tag == "S" and type(inner) is str:
-                        out[name] = inner
-                    else:
-                        decode = _DECODERS.get(tag)
-                        if decode is None:
-                            raise _bad_value(av)
-                        out[name] = decode(inner)
+                inner = av.get("S")
+                if type(inner) is str:
+                    out[name] = inner
+                    continue
+                inner = av.get("N")
+                if type(inner) is str:
+                    number = _create_decimal(inner)
+                    if number.is_finite() and "_" not in inner and inner.strip() == inner:
+                        out[name] = number
+                        continue
+                for tag in av:
+                    decode = _DECODERS.get(tag)
+                    if decode is None:
+                        raise _bad_value(av)
+                    out[name] = decode(av[tag])
             else:
-                raise _bad_value(av)
+                out[name] = _decode_other(av)
     except DecodeError as error:
         error.reversed_path.append(name)
         raise
+    except decimal.DecimalException as exc:
+        error = DecodeError(_number_reason(inner, exc))
+        error.reversed_path.append(name)
+        raise error from None
     return out
 
 
+def _decode_other(av: Any) -> Any:
+    """Everything but the inlined S and N fast paths, including their error cases."""
+    if isinstance(av, dict) and len(av) == 1:
+        for tag in av:
+            decode = _DECODERS.get(tag)
+            if decode is not None:
+                return decode(av[tag])
+    raise _bad_value(av)
+
+
 def _bad_value(av: Any) -> DecodeError:
-    if type(av) is not dict:
-        return DecodeError(f"attribute value must be an object like {{\"S\": ...}}, got {type(av).__name__}")
+    if not isinstance(av, dict):
+        return DecodeError(f'attribute value must be an object like {{"S": ...}}, got {type(av).__name__}')
     if len(av) != 1:
         tags = ", ".join(repr(tag) for tag in av) or "none"
         return DecodeError(f"attribute value must have exactly one type tag, got {tags}")
@@ -207,16 +236,11 @@ _DECODERS: dict[str, _Decoder] = {
 
 def decode_value(av: Any) -> Any:
     """Decode one attribute value such as ``{"N": "12.50"}``; raises ``DecodeError`` naming the path."""
-    if type(av) is dict and len(av) == 1:
-        for tag, inner in av.items():
-            decode = _DECODERS.get(tag)
-            if decode is not None:
-                return decode(inner)
-    raise _bad_value(av)
+    return _decode_other(av)
 
 
 def decode_image(image: Any) -> dict[str, Any]:
     """Decode a whole item (``Keys``, ``NewImage`` or ``OldImage``) into plain Python values."""
-    if type(image) is not dict:
+    if not isinstance(image, dict):
         raise DecodeError(f"image must be an object of attribute values, got {type(image).__name__}")
-    return _attributes(image)
+    return _map(image)

@@ -76,7 +76,7 @@ def format_path(segments: Any, prefix: str = "") -> str:
     for segment in segments:
         if isinstance(segment, int):
             out += f"[{segment}]"
-        elif segment.isidentifier():
+        elif isinstance(segment, str) and segment.isidentifier():
             out += f".{segment}" if out else segment
         else:
             out += f"[{segment!r}]"
