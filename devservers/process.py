@@ -89,7 +89,7 @@ def port_open(port: int, host: str = LOCAL_HOST, timeout: float = 0.5) -> bool:
 def http_get(url: str, timeout: float = 2.0) -> tuple[int, bytes] | None:
     """GET URL; (status, body) for any HTTP answer, None when nothing answers."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (local only)
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as error:
         return error.code, error.read()
@@ -191,9 +191,10 @@ def check_port_free(name: str, port: int, own_pid: int | None) -> None:
     ]
     if not foreign and taken:
         return
-    who = ", ".join(
-        f"pid {pid} ({item.process or cmdline(pid)[:60]})" for item in foreign for pid in item.pids
-    ) or "an unknown process"
+    who = (
+        ", ".join(f"pid {pid} ({item.process or cmdline(pid)[:60]})" for item in foreign for pid in item.pids)
+        or "an unknown process"
+    )
     raise ServiceError(
         f"{name}: port {port} is already taken by {who}, not started by scripts/services; "
         f"stop it or free the port"
@@ -214,7 +215,7 @@ def spawn(
     with log.open("ab") as out:
         out.write(f"\n--- {time.strftime('%Y-%m-%dT%H:%M:%S')} starting: {' '.join(command)}\n".encode())
         out.flush()
-        process = subprocess.Popen(  # noqa: S603 (fixed commands of ours)
+        process = subprocess.Popen(
             list(command),
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -252,9 +253,7 @@ def wait_until(
         if ready():
             return
         if pid is not None and not pid_alive(pid):
-            raise ServiceError(
-                f"{name}: process {pid} exited before answering; see {log}\n{log_tail(log)}"
-            )
+            raise ServiceError(f"{name}: process {pid} exited before answering; see {log}\n{log_tail(log)}")
         if time.monotonic() >= deadline:
             raise ServiceError(f"{name}: not answering after {timeout:.0f} s; see {log}")
         time.sleep(interval)
