@@ -103,8 +103,8 @@ class InProcessInvoker:
         self._lock = threading.Lock()
 
     def invoke(self, records: Sequence[dict[str, Any]]) -> InvokeResult:
-        context = InvocationContext(self.function_name, self.timeout_s, self.region)
-        with self._lock:
+        with self._lock:  # the deadline starts when the invocation does, not while another shard's runs
+            context = InvocationContext(self.function_name, self.timeout_s, self.region)
             started = time.monotonic()
             try:
                 response = self.handler({"Records": list(records)}, context)
