@@ -49,7 +49,7 @@ def retrying(
     return Retrying(
         retry=retry_if_exception(is_retryable),
         stop=stop_after_attempt(policy.max_attempts) | out_of_time,
-        wait=wait_exponential_jitter(initial=policy.initial_wait_s, max=policy.max_wait_s, jitter=policy.jitter_s),
+        wait=wait_exponential_jitter(multiplier=policy.initial_wait_s, max=policy.max_wait_s, jitter=policy.jitter_s),
         before_sleep=log_retry,
         reraise=True,
     )

@@ -1,0 +1,1 @@
+"""Helpers shared by the integration tests: real stream records, source-table truth, projection reads."""
