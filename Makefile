@@ -25,7 +25,7 @@ test-integration: install services-start
 	$(BIN)/python -m pytest -q -m integration
 
 ## make demo: the main job end to end on the local servers.
-demo: install services-start
+demo: install
 	$(BIN)/python scripts/demo
 
 lint: install
