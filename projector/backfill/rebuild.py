@@ -1,0 +1,175 @@
+"""Zero-downtime rebuilds of both kinds of projection, behind one interface.
+
+Search projections get a new physical index from the current template, added to the write alias so
+live stream writes reach it at once; aggregates get a new generation in their meta row. The backfill
+fills the new one through the ordinary sinks (which write every write target), then ``finish`` swaps
+reads over in one atomic step. Readers see the old index or generation until then.
+
+Rolling an aggregate back past a finished rebuild needs the generation it replaced, which the meta row
+does not keep: ``finish`` records it in a history row ``{projection}#history`` / ``g{N}`` of the
+aggregates table (a key the aggregate sink never reads or writes).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from projector.projection.base import AggregateProjection, DocumentProjection
+from projector.retry import Deadline
+from projector.sinks.aggregates.table import AggregateTable, RebuildError, write_meta
+from projector.sinks.aggregates.types import Calls, Meta, generation_sk, key, number
+from projector.sinks.opensearch import indexes
+
+if TYPE_CHECKING:
+    from projector.projection.base import Projection
+    from projector.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+
+def kind_of(projection: Projection) -> str:
+    return "search" if isinstance(projection, DocumentProjection) else "aggregate"
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """Where a projection's reads and writes go now."""
+
+    projection: str
+    kind: str
+    read: str | None
+    writes: tuple[str, ...]
+    rebuilding: bool
+    needs_rebuild: bool
+    detail: dict[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "projection": self.projection,
+            "kind": self.kind,
+            "read": self.read,
+            "writes": list(self.writes),
+            "rebuilding": self.rebuilding,
+            "needs_rebuild": self.needs_rebuild,
+            **self.detail,
+        }
+
+
+class Rebuilds:
+    """Begin, finish, roll back and describe rebuilds of any projection of ``runtime``."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+        self.prefix = runtime.settings.index_prefix
+
+    def _table(self) -> AggregateTable:
+        return AggregateTable(self.runtime.dynamodb, self.runtime.settings)
+
+    def begin(self, projection: Projection) -> str:
+        """Start (or rejoin, same definition) a rebuild; the new index or generation (``g{N}``)."""
+        if isinstance(projection, DocumentProjection):
+            return indexes.begin_rebuild(self.runtime.opensearch, projection, self.prefix)
+        return generation_sk(self._table().begin_rebuild(projection))  # type: ignore[arg-type]
+
+    def finish(self, projection: Projection) -> str:
+        """Swap reads to the rebuilt index or generation, atomically; what now serves reads."""
+        if isinstance(projection, DocumentProjection):
+            return indexes.finish_rebuild(self.runtime.opensearch, projection, self.prefix)
+        assert isinstance(projection, AggregateProjection)
+        table = self._table()
+        before = table.meta(projection)
+        generation = table.finish_rebuild(projection)
+        self._record_history(projection, generation, before)
+        return generation_sk(generation)
+
+    def rollback(self, projection: Projection) -> str:
+        """Abandon a rebuild in progress, or swap back to the previous build; what serves reads now."""
+        if isinstance(projection, DocumentProjection):
+            return indexes.rollback(self.runtime.opensearch, projection, self.prefix)
+        assert isinstance(projection, AggregateProjection)
+        table = self._table()
+        meta = table.meta(projection)
+        if meta.rebuilding:
+            table.rollback(projection)
+            return generation_sk(meta.read_generation)
+        previous = self._history(projection, meta.read_generation)
+        if previous is None:
+            raise RebuildError(
+                f"{projection.name}: no record of the generation before g{meta.read_generation} "
+                "(it was not built by `projector backfill --rebuild`): nothing to roll back to"
+            )
+        generation, definition_hash = previous
+        updated = Meta(
+            read_generation=generation,
+            write_generations=(generation,),
+            last_generation=meta.last_generation,
+            definition_hash=definition_hash,
+        )
+        if not write_meta(self._calls(), self.runtime.settings.aggregates_table, projection, meta, updated):
+            raise RebuildError(f"{projection.name}: meta row changed while rolling back; try again")
+        logger.warning(
+            "%s rolled back from g%d to g%d, which missed the changes written since",
+            projection.name,
+            meta.read_generation,
+            generation,
+        )
+        return generation_sk(generation)
+
+    def layout(self, projection: Projection) -> Layout:
+        if isinstance(projection, DocumentProjection):
+            found = indexes.describe(self.runtime.opensearch, projection, self.prefix)
+            return Layout(
+                projection.name,
+                "search",
+                found.read_index,
+                found.write_indexes,
+                found.rebuilding,
+                found.needs_rebuild,
+                {
+                    "read_alias": found.read_alias,
+                    "stored_hash": found.stored_hash,
+                    "code_hash": found.code_hash,
+                },
+            )
+        assert isinstance(projection, AggregateProjection)
+        described = self._table().describe(projection)
+        return Layout(
+            projection.name,
+            "aggregate",
+            generation_sk(described.read_generation),
+            tuple(generation_sk(g) for g in described.write_generations),
+            described.rebuilding,
+            described.needs_rebuild,
+            {"stored_hash": described.stored_hash, "code_hash": described.code_hash},
+        )
+
+    # history of finished aggregate rebuilds -----------------------------------------------------------
+    def _calls(self) -> Calls:
+        return Calls(self.runtime.dynamodb, Deadline.never())
+
+    def _history_key(self, projection: AggregateProjection, generation: int) -> dict[str, Any]:
+        return key(f"{projection.name}#history", generation_sk(generation))
+
+    def _record_history(self, projection: AggregateProjection, generation: int, before: Meta) -> None:
+        item = {
+            **self._history_key(projection, generation),
+            "previous_generation": number(before.read_generation),
+            "finished_at": number(int(time.time())),
+        }
+        if before.definition_hash:
+            item["previous_hash"] = {"S": before.definition_hash}
+        self._calls()("put_item", TableName=self.runtime.settings.aggregates_table, Item=item)
+
+    def _history(self, projection: AggregateProjection, generation: int) -> tuple[int, str | None] | None:
+        found = self._calls()(
+            "get_item",
+            TableName=self.runtime.settings.aggregates_table,
+            ConsistentRead=True,
+            Key=self._history_key(projection, generation),
+        ).get("Item")
+        if not found:
+            return None
+        return int(found["previous_generation"]["N"]), found.get("previous_hash", {}).get("S")

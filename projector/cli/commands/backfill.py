@@ -1,0 +1,248 @@
+"""`projector backfill`: project the whole source table from a parallel scan (resumable, rate-limited)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import nullcontext
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from projector.cli.output import CommandError, emit, json_option, print_table
+
+if TYPE_CHECKING:
+    from projector.backfill import BackfillReport
+
+logger = logging.getLogger(__name__)
+
+EXIT_STOPPED = 130
+
+
+@click.command("backfill")
+@click.option(
+    "--segments",
+    type=click.IntRange(1, 1000),
+    default=4,
+    show_default=True,
+    help="Parallel scan workers (and TotalSegments, unless --total-segments is given).",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0.001),
+    default=None,
+    metavar="ITEMS_PER_S",
+    help="Most items read per second, shared by all workers.",
+)
+@click.option("--resume", is_flag=True, help="Continue the checkpointed run: unfinished segments only.")
+@click.option(
+    "--rebuild",
+    is_flag=True,
+    help="Fill a new index / generation beside the live one, then swap reads to it atomically.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Read and project, write nothing; report what would be written."
+)
+@click.option(
+    "--projection",
+    "projections",
+    multiple=True,
+    metavar="NAME",
+    help="Only this projection (repeatable); default all.",
+)
+@click.option(
+    "--total-segments",
+    type=click.IntRange(1, 1_000_000),
+    default=None,
+    metavar="T",
+    help="Split the scan into T segments across machines (with --segment-range).",
+)
+@click.option(
+    "--segment-range",
+    default=None,
+    metavar="A:B",
+    help="Scan only segments A..B-1 of --total-segments (one piece of a split run).",
+)
+@click.option(
+    "--rebuild-phase",
+    type=click.Choice(["begin", "finish"]),
+    default=None,
+    help="For a split rebuild: begin it once before the pieces, finish it once after them.",
+)
+@click.option(
+    "--page-size",
+    type=click.IntRange(1, 10_000),
+    default=500,
+    show_default=True,
+    help="Items per Scan request (its Limit); a checkpoint is written per page.",
+)
+@click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
+@json_option
+def command(
+    segments: int,
+    rate: float | None,
+    resume: bool,
+    rebuild: bool,
+    dry_run: bool,
+    projections: tuple[str, ...],
+    total_segments: int | None,
+    segment_range: str | None,
+    rebuild_phase: str | None,
+    page_size: int,
+    no_progress: bool,
+    as_json: bool,
+) -> None:
+    """Project every item of the source table through the same sinks as the stream.
+
+    Checkpoints per segment under PROJECTOR_STATE_DIR/backfill/; Ctrl-C or SIGTERM stops after the
+    pages in flight (exit 130) and --resume continues. Items changed while the scan runs are the
+    stream's to apply: the version rules rank each scanned item so that the newer state always wins.
+    """
+    from projector.backfill import Backfill, BackfillError, BackfillOptions, CheckpointError
+    from projector.runner import stop_on_signals
+    from projector.runtime import Runtime
+    from projector.sinks.aggregates.table import RebuildError
+    from projector.sinks.opensearch.errors import IndexLayoutError
+
+    if segment_range and not total_segments:
+        raise CommandError("--segment-range needs --total-segments")
+    if dry_run and (rebuild or rebuild_phase or resume):
+        raise CommandError(
+            "--dry-run writes nothing: it goes without --rebuild, --rebuild-phase and --resume"
+        )
+    options = BackfillOptions(
+        segments=segments,
+        total_segments=total_segments,
+        segment_range=segment_range,
+        rate=rate,
+        page_size=page_size,
+        resume=resume,
+        rebuild=rebuild,
+        dry_run=dry_run,
+        projections=projections,
+    )
+    try:
+        options.range()
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    runtime = Runtime()
+    progress = _Progress(enabled=not no_progress and sys.stderr.isatty())
+    backfill = Backfill(runtime, options, on_items=progress.advance)
+    try:
+        if rebuild_phase:
+            phase = backfill.begin_phase() if rebuild_phase == "begin" else backfill.finish_phase()
+            emit({"phase": rebuild_phase, "projections": phase}, as_json, _print_phase)
+            return
+        source = backfill.source()
+        checkpoint = backfill.prepare(source)
+        with stop_on_signals(backfill), progress.running(backfill.remaining_items(source, checkpoint)):
+            report = backfill.run(source, checkpoint)
+    except (BackfillError, CheckpointError, RebuildError, IndexLayoutError) as error:
+        raise CommandError(str(error)) from None
+    emit(report.to_json(), as_json, lambda data: _print_report(report, data))
+    if report.status == "stopped":
+        raise CommandError(f"stopped ({report.stop_reason}); continue with --resume", exit_code=EXIT_STOPPED)
+    if report.status != "finished":
+        failed = [f"{s.segment}: {s.error}" for s in report.segments.values() if s.error]
+        raise CommandError(
+            f"segments failed ({'; '.join(failed)[:500]}); fix the cause, then --resume", exit_code=1
+        )
+
+
+class _Progress:
+    """A rich progress bar on stderr: items done, items/s, ETA from DescribeTable's ItemCount."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar: Any = None
+        self._task: Any = None
+
+    def running(self, total: int) -> Any:
+        if not self.enabled:
+            return nullcontext()
+        from rich.console import Console
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            ProgressColumn,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.text import Text
+
+        class Rate(ProgressColumn):
+            def render(self, task: Any) -> Text:
+                return Text(f"{task.speed or 0:,.0f} items/s")
+
+        self._bar = Progress(
+            TextColumn("backfill"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            Rate(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self._task = self._bar.add_task("backfill", total=total or None)
+        return self._bar
+
+    def advance(self, items: int) -> None:
+        if self._bar is not None:
+            self._bar.advance(self._task, items)
+
+
+def _print_phase(data: dict[str, Any]) -> None:
+    for name, entry in data["projections"].items():
+        where = entry.get("target") or entry.get("reading")
+        verb = "rebuilding into" if data["phase"] == "begin" else "now reading"
+        click.echo(f"{name:24} {entry['kind']:9} {verb} {where}")
+
+
+def _print_report(report: BackfillReport, data: dict[str, Any]) -> None:
+    if report.dry_run and report.would_write:
+        print_table(
+            "dry run: would write",
+            ["projection", "would write"],
+            [
+                [name, ", ".join(f"{k} {v}" for k, v in counts.items())]
+                for name, counts in report.would_write.items()
+            ],
+        )
+    else:
+        print_table(
+            f"backfill {report.run_id} of {report.table}",
+            ["projection", "written", "stale", "poison", "failed", "requests"],
+            [[name, *tally.values()] for name, tally in data["projections"].items()],
+        )
+    print_table(
+        "segments",
+        ["segment", "items", "pages", "state"],
+        [
+            [
+                s["segment"],
+                s["items"],
+                s["pages"],
+                "skipped (done before)"
+                if s["skipped"]
+                else "done"
+                if s["done"]
+                else (s["error"] or "unfinished"),
+            ]
+            for s in data["segments"]
+        ],
+    )
+    if report.rebuild:
+        for name, entry in report.rebuild.items():
+            click.echo(
+                f"rebuild {name}: {entry.get('target')}"
+                + (f", now reading {entry['reading']}" if entry.get("reading") else " (in progress)")
+            )
+    limit = f" (limit {report.rate_limit:g})" if report.rate_limit else ""
+    click.echo(
+        f"{data['status']}: {data['items_scanned']} items in {data['seconds']:.1f} s, "
+        f"{data['rate']:g} items/s{limit}"
+    )

@@ -1,0 +1,51 @@
+"""`projector rollback NAME`: abandon a rebuild in progress, or swap reads back to the previous build."""
+
+from __future__ import annotations
+
+import click
+
+from projector.cli.output import CommandError, emit, json_option
+
+
+@click.command("rollback")
+@click.argument("name")
+@json_option
+def command(name: str, as_json: bool) -> None:
+    """Undo the last rebuild of projection NAME (search index or aggregate generation), atomically.
+
+    During a rebuild: stop filling the new index / generation; reads never moved. After one: reads and
+    writes go back to the previous index / generation, which missed every change written since the
+    swap; run `projector verify --repair --projection NAME` next.
+    """
+    from projector.backfill import Rebuilds
+    from projector.runtime import Runtime
+    from projector.sinks.aggregates.table import RebuildError
+    from projector.sinks.opensearch.errors import IndexLayoutError
+
+    runtime = Runtime()
+    projection = runtime.registry.get(name)
+    rebuilds = Rebuilds(runtime)
+    try:
+        before = rebuilds.layout(projection)
+        reading = rebuilds.rollback(projection)
+    except (RebuildError, IndexLayoutError) as error:
+        raise CommandError(str(error)) from None
+    data = {
+        "projection": name,
+        "kind": before.kind,
+        "was_rebuilding": before.rebuilding,
+        "previous": before.read,
+        "reading": reading,
+        "next": None if before.rebuilding else f"projector verify --repair --projection {name}",
+    }
+
+    def human(result: dict) -> None:
+        if result["was_rebuilding"]:
+            click.echo(f"{name}: rebuild abandoned; reads and writes stay on {result['reading']}")
+        else:
+            click.echo(
+                f"{name}: reads and writes moved back from {result['previous']} to {result['reading']}"
+            )
+            click.echo(f"it missed the changes written since the swap: run `{result['next']}`")
+
+    emit(data, as_json, human)

@@ -1,0 +1,13 @@
+"""Verify: compare every projection with the source table, report stable drift, repair it exactly.
+
+Units: ``source`` (parallel scan and re-reads), ``opensearch`` (search projections: compare, extras,
+versioned repair writes), ``aggregates`` (group recomputation and rows), ``verifier`` (the two passes,
+the stability rule, repair and the verify after it), ``types`` (findings and the report).
+"""
+
+from __future__ import annotations
+
+from projector.verify.types import Finding, Verdict, VerifyReport
+from projector.verify.verifier import Verifier, VerifyOptions
+
+__all__ = ["Finding", "Verdict", "Verifier", "VerifyOptions", "VerifyReport"]

@@ -1,0 +1,142 @@
+"""Verify an aggregate projection: every group row of the read generation against a recomputation.
+
+The recomputation sums ``projection.contributions(item)`` over the scanned items, exactly (DynamoDB's
+38-digit decimal context). The rows are read with one consistent Scan of the aggregates table for all
+aggregate projections (rows have no index by generation), so groups that should be zero and groups
+that are absent are both found: *missing* (a group with live contributions but no row), *extra* (a row
+with non-zero measures that no live item contributes to), *mismatch* (both, different numbers).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from projector.backfill.scanner import is_retryable
+from projector.retry import Deadline, retrying
+from projector.sinks.aggregates.reader import render_measure
+from projector.sinks.aggregates.table import AggregateTable
+from projector.sinks.aggregates.types import add, decimal_of, generation_sk, group_pk, key, subtract
+
+if TYPE_CHECKING:
+    from projector.projection.base import AggregateProjection
+    from projector.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+Measures = dict[str, Decimal]
+GROUP_MARK = "#group#"
+
+
+class GroupCheck:
+    """Recomputes one aggregate projection from scanned items and compares it with its group rows."""
+
+    def __init__(self, runtime: Runtime, projection: AggregateProjection) -> None:
+        self.runtime = runtime
+        self.projection = projection
+        self.generation = AggregateTable(runtime.dynamodb, runtime.settings).meta(projection).read_generation
+        self.expected: dict[str, Measures] = {}
+        self._lock = threading.Lock()
+
+    def add(self, items: Iterable[dict[str, Any]], only: set[str] | None = None) -> None:
+        """Add the contributions of scanned items (to the ``only`` groups, when given)."""
+        local: dict[str, Measures] = {}
+        for item in items:
+            try:
+                contributions = self.projection.contributions(item)
+            except Exception as error:  # a poison item contributes nothing, in the sink as here
+                logger.debug("%s: cannot project an item: %s", self.projection.name, error)
+                continue
+            for group, measures in contributions.items():
+                if only is None or group in only:
+                    _accumulate(local.setdefault(group, {}), measures)
+        with self._lock:
+            for group, measures in local.items():
+                _accumulate(self.expected.setdefault(group, {}), measures)
+
+    def differences(
+        self,
+        rows: dict[str, Measures],
+        groups: Iterable[str] | None = None,
+    ) -> dict[str, tuple[str, Measures, Measures]]:
+        """Per drifted group: (kind, expected, actual); measures absent from a row count as zero."""
+        names = list(self.projection.measures)
+        found: dict[str, tuple[str, Measures, Measures]] = {}
+        for group in sorted(groups if groups is not None else self.expected.keys() | rows.keys()):
+            expected = {name: self.expected.get(group, {}).get(name, Decimal(0)) for name in names}
+            actual = {name: rows.get(group, {}).get(name, Decimal(0)) for name in names}
+            if expected == actual:
+                continue
+            if group not in rows:
+                kind = "missing"
+            elif all(value == 0 for value in expected.values()):
+                kind = "extra"
+            else:
+                kind = "mismatch"
+            found[group] = (kind, expected, actual)
+        return found
+
+    def rows_of(self, groups: Iterable[str]) -> dict[str, Measures]:
+        """The read generation's rows of ``groups`` (consistent GetItem each: a re-check is small)."""
+        table = self.runtime.settings.aggregates_table
+        rows: dict[str, Measures] = {}
+        for group in groups:
+            row_key = key(group_pk(self.projection.name, group), generation_sk(self.generation))
+            item = retrying(Deadline.never(), is_retryable, what="GetItem")(
+                lambda row_key=row_key: self.runtime.dynamodb.get_item(
+                    TableName=table, Key=row_key, ConsistentRead=True
+                )
+            ).get("Item")
+            if item is not None:
+                rows[group] = self._measures(item)
+        return rows
+
+    def _measures(self, item: dict[str, Any]) -> Measures:
+        return {name: decimal_of(item[name]) for name in self.projection.measures if name in item}
+
+    def render(self, measures: Measures) -> dict[str, Any]:
+        return {
+            name: render_measure(measure, measures.get(name, Decimal(0)))
+            for name, measure in self.projection.measures.items()
+        }
+
+
+def read_group_rows(runtime: Runtime, checks: list[GroupCheck]) -> dict[str, dict[str, Measures]]:
+    """Every group row of each check's read generation, by projection and group, in one consistent Scan."""
+    wanted = {check.projection.name: generation_sk(check.generation) for check in checks}
+    by_name = {check.projection.name: check for check in checks}
+    rows: dict[str, dict[str, Measures]] = {name: {} for name in wanted}
+    if not checks:
+        return rows
+
+    def scan() -> None:
+        for store in rows.values():
+            store.clear()
+        paginator = runtime.dynamodb.get_paginator("scan")
+        pages = paginator.paginate(
+            TableName=runtime.settings.aggregates_table,
+            ConsistentRead=True,
+            FilterExpression="contains(pk, :mark)",
+            ExpressionAttributeValues={":mark": {"S": GROUP_MARK}},
+        )
+        for page in pages:
+            for item in page.get("Items", []):
+                name, _, group = item["pk"]["S"].partition(GROUP_MARK)
+                if wanted.get(name) == item["sk"]["S"]:
+                    rows[name][group] = by_name[name]._measures(item)
+
+    retrying(Deadline.never(), is_retryable, what="Scan of the aggregates table")(scan)
+    return rows
+
+
+def _accumulate(total: Measures, measures: Measures) -> None:
+    for name, value in measures.items():
+        total[name] = add(total.get(name, Decimal(0)), value)
+
+
+def delta(expected: Measures, actual: Measures) -> Measures:
+    """``actual - expected`` per measure: a real drift keeps it while live changes move both sides."""
+    return {name: subtract(actual.get(name, Decimal(0)), value) for name, value in expected.items()}

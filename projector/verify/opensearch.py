@@ -1,0 +1,190 @@
+"""Verify and repair a search projection: its read index against the source items.
+
+Per item: *missing* (live item that should be shown, no visible document), *stale* (visible document
+whose version is not the item's), *mismatch* (visible document whose body is not
+``projection.document(item)``, or a visible document the projection would hide), and over the whole
+index *extra* (visible document whose item is not in the source).
+
+Repairs are versioned writes into the read index, so a newer stream write always wins:
+
+* missing / stale: the state the version rules give the item (``scheme.advance``); when they keep the
+  stored state (a re-creation whose delete never arrived, or a tombstone younger than the 5 s margin)
+  a new life of the stored state, which still ranks below any later change of the item;
+* mismatch: the stored state again with ``version_type=external_gte``: an equal version rewrites the
+  body, a newer stream write makes it fail with 409;
+* extra: a tombstone of the stored state (same life and revision, deleted): exactly stored version + 1,
+  what the item's own REMOVE would have written, so a later re-creation (a new life) still wins.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from opensearchpy import helpers
+from opensearchpy.exceptions import ConflictError
+
+from projector.changes.builders import change_from_item
+from projector.changes.types import BackfillStamp
+from projector.sinks.opensearch import indexes
+from projector.sinks.opensearch.serializer import dumps, merge_objects, to_json
+from projector.sinks.opensearch.types import META_FIELD, READ_FILTER, meta_of
+from projector.versioning import AttributeScheme, ItemState, VersionError, scheme_for
+
+if TYPE_CHECKING:
+    from projector.projection.base import DocumentProjection
+    from projector.runtime import Runtime
+    from projector.sinks.opensearch.types import StoredDocument
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Candidate:
+    """An item that disagreed: what the source held and what the index held when compared."""
+
+    id: str
+    kind: str
+    item: dict[str, Any] | None
+    stored: StoredDocument | None
+
+
+class DocumentCheck:
+    """Compares one search projection's read index with source items (thread-safe)."""
+
+    def __init__(self, runtime: Runtime, projection: DocumentProjection) -> None:
+        self.projection = projection
+        self.client = runtime.opensearch
+        self.sink = runtime.document_sink
+        self.scheme = scheme_for(projection.version)
+        self.key_attributes = projection.key_attributes
+        index = indexes.read_index(self.client, projection, runtime.settings.index_prefix)
+        if index is None:
+            raise LookupError(
+                f"{runtime.settings.index_prefix}{projection.name} has no read index: run setup"
+            )
+        self.index: str = index
+        self.seen: set[str] = set()
+        self._lock = threading.Lock()
+
+    # comparing ------------------------------------------------------------------------------------------
+    def compare(self, items: list[dict[str, Any]]) -> list[Candidate]:
+        """Compare scanned items with their documents (one mget); the ones that disagree."""
+        by_id = {self.projection.item_id(item): item for item in items}
+        with self._lock:
+            self.seen.update(by_id)
+        return self.recompare(by_id, list(by_id))
+
+    def recompare(self, items: dict[str, dict[str, Any]], ids: list[str]) -> list[Candidate]:
+        """Compare ``ids`` (absent from ``items``: gone from the source) with their stored documents."""
+        assert self.sink is not None
+        stored = self.sink.read_documents(self.projection, ids, index=self.index) if ids else {}
+        found = []
+        for item_id in ids:
+            item, document = items.get(item_id), stored.get(item_id)
+            kind = self.classify(item, document)
+            if kind is not None:
+                found.append(Candidate(item_id, kind, item, document))
+        return found
+
+    def classify(self, item: dict[str, Any] | None, stored: StoredDocument | None) -> str | None:
+        visible = stored is not None and stored.visible
+        if item is None:
+            return "extra" if visible else None
+        try:
+            expected = self.projection.document(item)
+        except Exception as error:  # a poison item: the dead letters own it, not verify
+            logger.debug("%s: cannot project an item: %s", self.projection.name, error)
+            return None
+        if not visible:
+            return "missing" if expected is not None else None
+        assert stored is not None
+        if isinstance(self.scheme, AttributeScheme) and self._version(item) != stored.state.rev:
+            return "stale"
+        if expected is None:
+            return "mismatch"
+        try:
+            return None if to_json(expected) == stored.source else "mismatch"
+        except ValueError:
+            return None  # not representable: poison, reported by the sink when it was written
+
+    def _version(self, item: dict[str, Any]) -> int | None:
+        try:
+            return self.scheme.revision(self._change(item, time.time()))
+        except VersionError:
+            return None
+
+    def _change(self, item: dict[str, Any], now: float) -> Any:
+        return change_from_item(item, self.key_attributes, BackfillStamp(scan_started_at=now, read_at=now))
+
+    def visible_ids(self) -> list[str]:
+        """Every id a reader can see in the read index (refreshed first, so recent writes count)."""
+        self.client.indices.refresh(index=self.index)
+        query = {"query": {"bool": {"filter": [READ_FILTER]}}, "_source": False}
+        return [hit["_id"] for hit in helpers.scan(self.client, query=query, index=self.index, size=2000)]
+
+    def extras(self) -> list[Candidate]:
+        """Visible documents whose id the scan never read (candidates: the item may be newer)."""
+        unseen = [item_id for item_id in self.visible_ids() if item_id not in self.seen]
+        return self.recompare({}, unseen)
+
+    def finding_detail(self, candidate: Candidate) -> dict[str, Any]:
+        detail: dict[str, Any] = {}
+        if candidate.stored is not None:
+            detail["stored"] = {
+                "life": candidate.stored.state.life,
+                "rev": candidate.stored.state.rev,
+                "deleted": candidate.stored.state.deleted,
+                "visible": candidate.stored.visible,
+            }
+        if candidate.item is not None and isinstance(self.scheme, AttributeScheme):
+            detail["source_version"] = self._version(candidate.item)
+        return detail
+
+    # repairing ------------------------------------------------------------------------------------------
+    def repair(self, candidate: Candidate) -> bool:
+        """One versioned write that puts the document right; False when a newer write got there first."""
+        now = time.time()
+        stored = candidate.stored.state if candidate.stored is not None else None
+        document: dict[str, Any] | None = None
+        if candidate.kind == "extra" or candidate.item is None:
+            assert stored is not None
+            state = replace(stored, deleted=True, seen_at=now)
+        else:
+            document = self.projection.document(candidate.item)
+            if candidate.kind == "mismatch" and stored is not None:
+                state = stored
+            else:
+                state = self.scheme.advance(stored, self._change(candidate.item, now)) or self._new_life(
+                    stored, candidate.item, now
+                )
+        visible = document is not None and not state.deleted
+        meta = dumps({META_FIELD: meta_of(state, visible)})
+        body = merge_objects(meta, dumps(document)) if visible else meta
+        try:
+            self.client.index(
+                index=self.index,
+                id=candidate.id,
+                body=body,
+                version_type="external_gte",
+                version=self.scheme.external_version(state),
+            )
+        except ConflictError:
+            logger.info("%s: %s not repaired: a newer write landed first", self.projection.name, candidate.id)
+            return False
+        return True
+
+    def _new_life(self, stored: ItemState | None, item: dict[str, Any], now: float) -> ItemState:
+        assert stored is not None  # advance() always accepts an item with nothing stored
+        if not isinstance(self.scheme, AttributeScheme):
+            return stored
+        return ItemState(
+            life=stored.life + 1,
+            rev=self._version(item) or 0,
+            deleted=False,
+            position=stored.position,
+            seen_at=now,
+        )

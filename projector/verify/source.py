@@ -1,0 +1,88 @@
+"""The source table as verify reads it: a parallel consistent scan, and consistent re-reads by id."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from projector.backfill.scanner import SegmentScanner, SourceTable, is_retryable
+from projector.records import decode_image
+from projector.retry import Deadline, retrying
+
+if TYPE_CHECKING:
+    from projector.backfill.scanner import Page
+
+logger = logging.getLogger(__name__)
+
+BATCH_GET_KEYS = 100
+
+
+class Unprocessed(Exception):
+    """BatchGetItem left keys unprocessed: back off and ask again."""
+
+
+class Source:
+    """Reads the whole source table in parallel, or given items again."""
+
+    def __init__(self, client: Any, table: SourceTable, segments: int, page_size: int = 500) -> None:
+        self.client = client
+        self.table = table
+        self.segments = segments
+        self.page_size = page_size
+        self.stop = threading.Event()
+
+    def scan(self, on_page: Callable[[Page], None]) -> int:
+        """Call ``on_page`` for every page (from worker threads); the number of items read."""
+        scanner = SegmentScanner(self.client, self.table.name, self.segments, self.page_size, self.stop)
+        counted: list[int] = []
+
+        def segment(number: int) -> None:
+            for page in scanner.pages(number):
+                on_page(page)
+                counted.append(len(page.items))
+
+        with ThreadPoolExecutor(max_workers=self.segments, thread_name_prefix="verify") as pool:
+            for future in [pool.submit(segment, number) for number in range(self.segments)]:
+                future.result()
+        return sum(counted)
+
+    def key_of(self, item_id: str) -> dict[str, Any]:
+        """The DynamoDB key of an item id as projections make it (``Projection.item_id``)."""
+        parts = json.loads(item_id) if len(self.table.key_attributes) > 1 else [item_id]
+        key: dict[str, Any] = {}
+        for name, kind, text in zip(self.table.key_attributes, self.table.key_types, parts, strict=True):
+            key[name] = {"B": bytes.fromhex(text)} if kind == "B" else {kind: text}
+        return key
+
+    def get(self, item_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """Consistent reads of ``item_ids``: decoded items by id (absent ids are gone from the table)."""
+        ids = list(dict.fromkeys(item_ids))
+        found: dict[str, dict[str, Any]] = {}
+        for start in range(0, len(ids), BATCH_GET_KEYS):
+            chunk = ids[start : start + BATCH_GET_KEYS]
+            pending = [self.key_of(item_id) for item_id in chunk]
+            by_key = {
+                json.dumps(self.key_of(item_id), sort_keys=True, default=str): item_id for item_id in chunk
+            }
+
+            def once(by_key: dict[str, str] = by_key) -> None:
+                nonlocal pending
+                request = {self.table.name: {"Keys": pending, "ConsistentRead": True}}
+                response = self.client.batch_get_item(RequestItems=request)
+                for raw in response.get("Responses", {}).get(self.table.name, []):
+                    key = {name: raw[name] for name in self.table.key_attributes}
+                    found[by_key[json.dumps(key, sort_keys=True, default=str)]] = decode_image(raw)
+                pending = response.get("UnprocessedKeys", {}).get(self.table.name, {}).get("Keys", [])
+                if pending:
+                    raise Unprocessed(f"{len(pending)} keys unprocessed")
+
+            retrying(
+                Deadline.never(),
+                lambda e: isinstance(e, Unprocessed) or is_retryable(e),
+                what=f"BatchGetItem on {self.table.name}",
+            )(once)
+        return found
