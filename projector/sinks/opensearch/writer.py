@@ -1,0 +1,392 @@
+"""The OpenSearch sink: versioned, coalesced, size-chunked bulk writes that stay exact under replays.
+
+Per batch and physical index: one ``mget`` of the stored meta, one fold per item, one bulk request per
+size-limited chunk. Every write is external-versioned, so the server rejects whatever the fold missed
+(a racing writer). Deletes are tombstone documents, never real deletes, so they win forever, also after
+``index.gc_deletes`` and restarts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from projector.projection.base import DocumentProjection
+from projector.retry.deadline import Deadline
+from projector.retry.policy import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, retrying
+from projector.sinks.base import ItemChanges, Sink, SinkResult
+from projector.sinks.opensearch import indexes
+from projector.sinks.opensearch.client import CountingClient, RequestCounter
+from projector.sinks.opensearch.errors import (
+    REJECTED_TYPES,
+    RETRYABLE_STATUS,
+    IndexLayoutError,
+    PendingItems,
+    describe_error,
+    is_retryable,
+)
+from projector.sinks.opensearch.serializer import SerializationError, dumps, merge_objects
+from projector.sinks.opensearch.types import META_FIELD, StoredDocument, WriteLimits, meta_of, state_of
+from projector.versioning import FoldResult, ItemState, fold, scheme_for
+
+if TYPE_CHECKING:
+    from opensearchpy import OpenSearch
+
+    from projector.changes.types import Change
+    from projector.config.settings import Settings
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+Chunk = list["_ItemWrite"]
+POISON_STATUS = frozenset({400, 413})
+
+_ensured: set[tuple[str, str]] = set()
+_ensured_lock = threading.Lock()
+
+
+class OpenSearchSink(Sink[DocumentProjection]):
+    """Applies item changes of document projections to every index behind their write alias."""
+
+    def __init__(self, client: OpenSearch, settings: Settings, *, limits: WriteLimits | None = None,
+                 retry_policy: RetryPolicy = DEFAULT_POLICY) -> None:
+        self.client = client
+        self.settings = settings
+        self.limits = limits or WriteLimits()
+        self.retry_policy = retry_policy
+
+    def apply(self, projection: DocumentProjection, items: Sequence[ItemChanges],
+              deadline: Deadline) -> SinkResult:
+        result = SinkResult()
+        if not items:
+            return result
+        counter = RequestCounter()
+        client: Any = CountingClient(self.client, counter)
+        try:
+            targets = self._targets(client, projection, deadline)
+        except Exception as error:  # nothing can be written: every item is reported, nothing raised
+            message = f"cannot resolve the indexes of {projection.name}: {describe_error(error)}"
+            logger.error(message)
+            result.failed = dict.fromkeys((item.item_id for item in items), message)
+            result.requests = counter.count
+            return result
+        runs = [_TargetWrite(self, client, projection, target, deadline).run(items) for target in targets]
+        _summarise(items, targets, runs, result)
+        result.requests = counter.count
+        logger.info("%s: %d applied, %d stale, %d failed, %d poison in %d request(s) to %s", projection.name,
+                    result.applied, result.stale, len(result.failed), len(result.poison), result.requests,
+                    ",".join(targets))
+        return result
+
+    def read_documents(self, projection: DocumentProjection, ids: Sequence[str],
+                       index: str | None = None) -> dict[str, StoredDocument]:
+        """Stored documents of ``ids`` (tombstones and hidden too) from the read alias or ``index``."""
+        source = index or indexes.names(projection, self.settings.index_prefix).read_alias
+        deadline = Deadline.after(self.settings.opensearch_timeout_s * 3)
+        found: dict[str, StoredDocument] = {}
+        for start in range(0, len(ids), self.limits.mget_ids):
+            chunk = list(ids[start:start + self.limits.mget_ids])
+            response = self._call(deadline, f"mget from {source}", lambda chunk=chunk: self.client.mget(
+                index=source, body={"ids": chunk}, realtime=True,
+                request_timeout=deadline.timeout(self.settings.opensearch_timeout_s)))
+            for doc in response["docs"]:
+                body = dict(doc.get("_source") or {}) if doc.get("found") else {}
+                meta = body.pop(META_FIELD, None)
+                state = state_of(meta)
+                if state is not None and meta is not None:
+                    visible = bool(meta.get("visible"))
+                    found[doc["_id"]] = StoredDocument(state=state, visible=visible, source=body)
+        return found
+
+    def read_states(self, projection: DocumentProjection, ids: Sequence[str],
+                    index: str | None = None) -> dict[str, ItemState]:
+        """The stored ItemState of each id that has a document (live, hidden or tombstone)."""
+        return {item_id: doc.state for item_id, doc in self.read_documents(projection, ids, index).items()}
+
+    def _call(self, deadline: Deadline, what: str, request: Callable[[], T]) -> T:
+        def attempt() -> T:
+            if deadline.expired:
+                raise DeadlineExceeded(f"deadline reached before {what}")
+            return request()
+
+        return retrying(deadline, is_retryable, self.retry_policy, what)(attempt)
+
+    def _targets(self, client: Any, projection: DocumentProjection, deadline: Deadline) -> list[str]:
+        prefix = self.settings.index_prefix
+
+        def resolve() -> list[str]:
+            timeout = deadline.timeout(self.settings.opensearch_timeout_s)
+            targets = indexes.write_targets(client, projection, prefix, request_timeout=timeout)
+            if targets:
+                return targets
+            key = (prefix, projection.name)
+            with _ensured_lock:
+                if key in _ensured:
+                    raise IndexLayoutError(f"the write alias of {prefix}{projection.name} is gone although "
+                                           "this process created it; run `projector setup`")
+                logger.warning("the write alias of %s%s is missing: creating the indexes", prefix,
+                               projection.name)
+                indexes.ensure(client, projection, prefix)
+                _ensured.add(key)
+            return indexes.write_targets(client, projection, prefix, request_timeout=timeout)
+
+        return self._call(deadline, f"resolving the write alias of {prefix}{projection.name}", resolve)
+
+
+class _Status(Enum):
+    PENDING = "pending"
+    WRITTEN = "written"
+    UNCHANGED = "unchanged"
+    SUPERSEDED = "superseded"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class _Rejected:
+    reason: str
+
+
+@dataclass(eq=False, slots=True)
+class _ItemWrite:
+    """One item's progress against one physical index."""
+
+    entry: ItemChanges
+    stored: ItemState | None = None
+    rejected: list[tuple[Change, str]] = field(default_factory=list)
+    folded: FoldResult | None = None
+    line: bytes | None = None
+    conflicts: int = 0
+    status: _Status = _Status.PENDING
+    error: str = ""
+
+    @property
+    def item_id(self) -> str:
+        return self.entry.item_id
+
+    @property
+    def poison(self) -> list[tuple[Change, str]]:
+        return self.rejected + (self.folded.poison if self.folded else [])
+
+    def counts(self) -> tuple[int, int]:
+        """(applied, stale) changes; an item that lost a version race counts all its changes stale."""
+        if self.folded is None:
+            return 0, 0
+        applied, stale = len(self.folded.applied), len(self.folded.stale)
+        return (applied, stale) if self.status is _Status.WRITTEN else (0, applied + stale)
+
+
+class _TargetWrite:
+    """Read, fold and write one batch of items against one physical index."""
+
+    def __init__(self, sink: OpenSearchSink, client: Any, projection: DocumentProjection, target: str,
+                 deadline: Deadline) -> None:
+        self.sink = sink
+        self.client = client
+        self.projection = projection
+        self.target = target
+        self.deadline = deadline
+        self.limits = sink.limits
+        self.scheme = scheme_for(projection.version)
+
+    def run(self, entries: Sequence[ItemChanges]) -> dict[str, _ItemWrite]:
+        writes = {entry.item_id: _ItemWrite(entry) for entry in entries}
+        to_read, to_fold = list(writes.values()), []
+        while to_read or to_fold:
+            self._read(to_read)
+            batch = [write for write in to_read if write.status is not _Status.FAILED and not _landed(write)]
+            batch += to_fold
+            for write in batch:
+                self._fold(write)
+                if write.line is None:
+                    write.status = _Status.UNCHANGED
+            conflicts, rejected = self._write([write for write in batch if write.line is not None])
+            to_read, to_fold = [], []
+            for write in conflicts:
+                write.conflicts += 1
+                if write.conflicts > self.limits.conflict_rounds:
+                    write.status = _Status.SUPERSEDED
+                else:
+                    to_read.append(write)
+            for write, reason in rejected:
+                assert write.folded is not None and write.folded.last is not None
+                write.rejected.append((write.folded.last, reason))
+                to_fold.append(write)
+        return writes
+
+    def _timeout(self) -> float:
+        return self.deadline.timeout(self.sink.settings.opensearch_timeout_s)
+
+    def _read(self, writes: list[_ItemWrite]) -> None:
+        def send(chunk: list[_ItemWrite]) -> list[_ItemWrite]:
+            ids = [write.item_id for write in chunk]
+            response = self.client.mget(index=self.target, body={"ids": ids}, _source_includes=META_FIELD,
+                                        realtime=True, request_timeout=self._timeout())
+            again = []
+            for write, doc in zip(chunk, response["docs"], strict=True):
+                if "error" in doc:
+                    write.error = f"mget: {doc['error']}"
+                    again.append(write)
+                else:
+                    source = (doc.get("_source") or {}) if doc.get("found") else {}
+                    write.stored = state_of(source.get(META_FIELD))
+            return again
+
+        size = self.limits.mget_ids
+        self._retry(f"mget from {self.target}", writes,
+                    lambda pending: [pending[i:i + size] for i in range(0, len(pending), size)], send)
+
+    def _fold(self, write: _ItemWrite) -> None:
+        while True:
+            excluded = {id(change) for change, _ in write.rejected}
+            changes = [change for change in write.entry.changes if id(change) not in excluded]
+            folded = fold(self.scheme, write.stored, changes, self._render, self.projection.keep_expired)
+            write.folded, write.line = folded, None
+            if folded.state is None or folded.last is None:
+                return
+            output = folded.output
+            if isinstance(output, _Rejected):
+                write.rejected.append((folded.last, output.reason))
+                continue
+            visible = not folded.state.deleted and output is not None
+            meta = dumps({META_FIELD: meta_of(folded.state, visible)})
+            body = merge_objects(meta, output) if visible and output is not None else meta
+            if len(body) > self.limits.max_document_bytes:
+                write.rejected.append((folded.last, f"document of {len(body)} bytes exceeds the limit of "
+                                                    f"{self.limits.max_document_bytes} bytes"))
+                continue
+            action = {"index": {"_index": self.target, "_id": write.item_id, "version_type": "external",
+                                "version": self.scheme.external_version(folded.state)}}
+            write.line = json.dumps(action, separators=(",", ":")).encode() + b"\n" + body + b"\n"
+            return
+
+    def _render(self, change: Change) -> bytes | _Rejected | None:
+        if change.image is None:
+            raise ValueError(f"{change.kind} without a new image: the stream must carry new images")
+        document = self.projection.document(change.image)
+        if document is None:
+            return None
+        if not isinstance(document, dict):
+            raise TypeError(f"document() must return a dict or None, got {type(document).__name__}")
+        if META_FIELD in document:
+            return _Rejected(f"the document has a {META_FIELD!r} field, which projector reserves")
+        try:
+            return dumps(document)
+        except SerializationError as error:
+            return _Rejected(str(error))
+
+    def _write(self, writes: list[_ItemWrite]) -> tuple[list[_ItemWrite], list[tuple[_ItemWrite, str]]]:
+        conflicts: list[_ItemWrite] = []
+        rejected: list[tuple[_ItemWrite, str]] = []
+
+        def send(chunk: list[_ItemWrite]) -> list[_ItemWrite]:
+            payload = b"".join(write.line or b"" for write in chunk)
+            response = self.client.bulk(body=payload, request_timeout=self._timeout())
+            again = []
+            for write, entry in zip(chunk, response["items"], strict=True):
+                answer = next(iter(entry.values()))
+                status = int(answer.get("status", 0))
+                error = answer.get("error") or {}
+                if 200 <= status < 300:
+                    write.status = _Status.WRITTEN
+                elif status == 409:
+                    conflicts.append(write)
+                elif status in RETRYABLE_STATUS or error.get("type") in REJECTED_TYPES:
+                    write.error = f"{status} {_reason(error)}"
+                    again.append(write)
+                elif status in POISON_STATUS:
+                    rejected.append((write, f"opensearch rejected the document: {_reason(error)}"))
+                else:
+                    write.status, write.error = _Status.FAILED, f"{status} {_reason(error)}"
+            return again
+
+        self._retry(f"bulk write to {self.target}", writes, self._chunks, send)
+        return conflicts, rejected
+
+    def _chunks(self, writes: list[_ItemWrite]) -> list[list[_ItemWrite]]:
+        chunks: list[list[_ItemWrite]] = []
+        current: list[_ItemWrite] = []
+        size = 0
+        for write in writes:
+            length = len(write.line or b"")
+            if current and size + length > self.limits.max_request_bytes:
+                chunks.append(current)
+                current, size = [], 0
+            current.append(write)
+            size += length
+        if current:
+            chunks.append(current)
+        return chunks
+
+    def _retry(self, what: str, writes: list[_ItemWrite], chunker: Callable[[list[_ItemWrite]], list[Chunk]],
+               send: Callable[[Chunk], Chunk]) -> None:
+        """Send ``writes`` in chunks, retry only what got a retryable answer, fail what is left at the end."""
+        pending = list(writes)
+
+        def attempt() -> None:
+            nonlocal pending
+            if self.deadline.expired:
+                raise DeadlineExceeded(f"deadline reached before {what}")
+            chunks, again = chunker(pending), []
+            for index, chunk in enumerate(chunks):
+                try:
+                    again += send(chunk)
+                except Exception:
+                    pending = again + [write for rest in chunks[index:] for write in rest]
+                    raise
+            pending = again
+            if pending:
+                raise PendingItems(len(pending), pending[0].error)
+
+        if not pending:
+            return
+        try:
+            retrying(self.deadline, is_retryable, self.sink.retry_policy, what)(attempt)
+        except Exception as error:
+            for write in pending:
+                write.status = _Status.FAILED
+                write.error = (f"gave up retrying {what}: {write.error}" if isinstance(error, PendingItems)
+                               else f"{what} failed: {describe_error(error)}")
+            logger.warning("%s: %d item(s) failed: %s", what, len(pending), describe_error(error))
+
+
+def _landed(write: _ItemWrite) -> bool:
+    """After a version conflict: whether the stored state is ours (an earlier attempt had landed)."""
+    if write.folded is None or write.folded.state is None or write.stored != write.folded.state:
+        return False
+    write.status = _Status.WRITTEN
+    return True
+
+
+def _reason(error: dict[str, Any]) -> str:
+    text = f"{error.get('type', 'error')}: {error.get('reason', '')}"
+    cause = error.get("caused_by")
+    if isinstance(cause, dict):
+        return f"{text} (caused by {cause.get('type')}: {cause.get('reason')})"
+    return text
+
+
+def _summarise(items: Sequence[ItemChanges], targets: list[str], runs: list[dict[str, _ItemWrite]],
+               result: SinkResult) -> None:
+    """Counts come from the index serving reads; an item failed on any index is failed (it will be resent)."""
+    for entry in items:
+        writes = [run[entry.item_id] for run in runs]
+        failed = [(target, write) for target, write in zip(targets, writes, strict=True)
+                  if write.status is _Status.FAILED]
+        if failed:
+            target, write = failed[0]
+            result.failed[entry.item_id] = write.error if len(targets) == 1 else f"{target}: {write.error}"
+            continue
+        seen: set[int] = set()
+        for write in writes:
+            for change, reason in write.poison:
+                if id(change) not in seen:
+                    seen.add(id(change))
+                    result.poison.append((change, reason))
+        applied, stale = writes[0].counts()
+        result.applied += applied
+        result.stale += stale
