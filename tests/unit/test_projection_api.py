@@ -1,0 +1,311 @@
+"""Projection definitions are validated when they are built; the registry finds them and refuses ambiguity."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+import uuid
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from projector.config.exceptions import ConfigurationError
+from projector.projection import (
+    AggregateProjection,
+    AttributeVersion,
+    Count,
+    DocumentProjection,
+    Registry,
+    StreamPositionVersion,
+    Sum,
+    load_projections,
+)
+
+pytestmark = pytest.mark.unit
+
+MAPPINGS = {
+    "properties": {
+        "order_id": {"type": "keyword"},
+        "note": {"type": "text"},
+        "items": {"type": "nested", "properties": {"title": {"type": "text"}, "sku": {"type": "keyword"}}},
+    }
+}
+
+
+def document(**overrides: Any) -> DocumentProjection:
+    fields: dict[str, Any] = {
+        "name": "orders",
+        "key_attributes": ("order_id",),
+        "mappings": MAPPINGS,
+        "document": lambda item: dict(item),
+    }
+    return DocumentProjection(**{**fields, **overrides})
+
+
+def aggregate(**overrides: Any) -> AggregateProjection:
+    fields: dict[str, Any] = {
+        "name": "customer_totals",
+        "key_attributes": ("order_id",),
+        "measures": {"order_count": Count(), "revenue": Sum(attribute="total")},
+        "groups": lambda item: [item["customer_id"]],
+    }
+    return AggregateProjection(**{**fields, **overrides})
+
+
+# --- definitions ---------------------------------------------------------------------------------------
+
+
+def test_a_valid_document_projection_is_strict_and_attribute_versioned_by_default() -> None:
+    projection = document(text_fields=("note", "items.title"))
+    assert projection.mappings["dynamic"] == "strict"
+    assert projection.version == AttributeVersion(attribute="version")
+    assert projection.definition()["text_fields"] == ["note", "items.title"]
+
+
+def test_dynamic_strict_may_be_spelled_out() -> None:
+    assert document(mappings={**MAPPINGS, "dynamic": "strict"}).mappings["dynamic"] == "strict"
+
+
+@pytest.mark.parametrize(
+    "name", ["Orders", "1orders", "_orders", "orders-v2", "orders v2", "", "o" * 64, "ordérs"]
+)
+def test_projection_names_must_be_lowercase_identifiers(name: str) -> None:
+    with pytest.raises(ValidationError, match="projection names are lowercase"):
+        document(name=name)
+
+
+@pytest.mark.parametrize("name", ["o", "orders", "orders_v2", "o" * 63])
+def test_projection_names_that_are_accepted(name: str) -> None:
+    assert document(name=name).name == name
+
+
+@pytest.mark.parametrize("keys", [(), ("a", "b", "c")])
+def test_key_attributes_are_one_or_two(keys: tuple[str, ...]) -> None:
+    with pytest.raises(ValidationError, match="key_attributes"):
+        document(key_attributes=keys)
+
+
+@pytest.mark.parametrize(
+    ("mappings", "message"),
+    [
+        ({}, "needs a 'properties' object"),
+        ({"properties": ["order_id"]}, "needs a 'properties' object"),
+        ({**MAPPINGS, "dynamic": True}, "dynamic: strict"),
+        ({**MAPPINGS, "dynamic": "true"}, "dynamic: strict"),
+        ({**MAPPINGS, "dynamic": False}, "dynamic: strict"),
+        ({**MAPPINGS, "dynamic": "runtime"}, "dynamic: strict"),
+    ],
+    ids=[
+        "no-properties",
+        "properties-not-object",
+        "dynamic-true",
+        "dynamic-true-text",
+        "dynamic-false",
+        "dynamic-runtime",
+    ],
+)
+def test_mappings_must_be_explicit_and_strict(mappings: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        document(mappings=mappings)
+
+
+@pytest.mark.parametrize("field", ["order_id", "missing", "items.sku", "items.missing", "note.raw"])
+def test_text_fields_must_be_mapped_as_text(field: str) -> None:
+    with pytest.raises(ValidationError, match=f"text field '{field}' must be mapped with type 'text'"):
+        document(text_fields=(field,))
+
+
+def test_definitions_are_frozen() -> None:
+    projection = document()
+    with pytest.raises(ValidationError):
+        projection.name = "other"  # type: ignore[misc]
+
+
+def test_revision_must_be_positive() -> None:
+    with pytest.raises(ValidationError, match="revision"):
+        document(revision=0)
+
+
+def test_version_policy_from_plain_data() -> None:
+    assert isinstance(document(version={"mode": "stream"}).version, StreamPositionVersion)
+    assert document(version={"mode": "attribute", "attribute": "rev"}).version == AttributeVersion(
+        attribute="rev"
+    )
+    with pytest.raises(ValidationError):
+        document(version={"mode": "clock"})
+
+
+def test_definition_hash_is_stable_and_follows_the_definition() -> None:
+    base = document()
+    assert base.definition_hash() == document().definition_hash()
+    assert base.definition_hash() != document(revision=2).definition_hash()
+    assert base.definition_hash() != document(version=StreamPositionVersion()).definition_hash()
+    assert base.definition_hash() != document(text_fields=("note",)).definition_hash()
+
+
+def test_item_id_of_single_composite_and_binary_keys() -> None:
+    assert document().item_id({"order_id": "o-1"}) == "o-1"
+    assert document(key_attributes=("pk", "sk")).item_id({"pk": "c-1", "sk": Decimal(7)}) == '["c-1","7"]'
+    assert document(key_attributes=("pk",)).item_id({"pk": b"\x01\xff"}) == "01ff"
+
+
+def test_aggregate_contributions_per_group() -> None:
+    projection = aggregate(groups=lambda item: [item["customer_id"], "all"])
+    contributions = projection.contributions({"customer_id": "c-1", "total": Decimal("12.50")})
+    assert contributions == {
+        "c-1": {"order_count": Decimal(1), "revenue": Decimal("12.50")},
+        "all": {"order_count": Decimal(1), "revenue": Decimal("12.50")},
+    }
+
+
+@pytest.mark.parametrize("group", ["", None, 7])
+def test_aggregate_groups_must_be_non_empty_strings(group: Any) -> None:
+    with pytest.raises(ValueError, match="group keys must be non-empty strings"):
+        aggregate(groups=lambda item: [group]).contributions({"customer_id": "c-1", "total": Decimal(1)})
+
+
+def test_sum_needs_a_number_attribute() -> None:
+    with pytest.raises(ValueError, match="'total' must be a number"):
+        aggregate().contributions({"customer_id": "c-1", "total": "12.50"})
+    with pytest.raises(ValueError, match="'total' must be a number"):
+        aggregate().contributions({"customer_id": "c-1"})
+
+
+@pytest.mark.parametrize("measures", [{}, {"Revenue": Count()}, {"order-count": Count()}])
+def test_aggregate_measures_are_named_and_not_empty(measures: dict[str, Any]) -> None:
+    with pytest.raises(ValidationError, match="measures"):
+        aggregate(measures=measures)
+
+
+def test_sum_places_are_bounded() -> None:
+    with pytest.raises(ValidationError):
+        Sum(attribute="total", places=11)
+
+
+# --- registry ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """Write a throwaway package of projection modules; answer a function module_name -> source."""
+    name = f"projections_{uuid.uuid4().hex[:10]}"
+    root = tmp_path / name
+    root.mkdir()
+    (root / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    before = set(sys.modules)
+
+    def write(module: str, source: str) -> str:
+        (root / f"{module}.py").write_text(textwrap.dedent(source))
+        return name
+
+    yield write
+    for added in set(sys.modules) - before:
+        del sys.modules[added]
+
+
+ORDERS_MODULE = """
+    from projector import DocumentProjection
+    {var} = DocumentProjection(
+        name={name!r}, key_attributes=("order_id",),
+        mappings={{"properties": {{"order_id": {{"type": "keyword"}}}}}},
+        document=lambda item: {{"order_id": item["order_id"]}},
+    )
+"""
+
+TOTALS_MODULE = """
+    from projector import AggregateProjection, Count
+    totals = AggregateProjection(
+        name="totals", key_attributes=("order_id",), measures={"n": Count()},
+        groups=lambda item: ["all"],
+    )
+"""
+
+
+def test_registry_collects_every_projection_of_a_package(package: Any) -> None:
+    name = package("orders", ORDERS_MODULE.format(var="orders", name="orders"))
+    package("totals", TOTALS_MODULE)
+    package("_private", ORDERS_MODULE.format(var="hidden", name="hidden"))
+    registry = load_projections(name)
+    assert sorted(registry.by_name) == ["orders", "totals"]
+    assert registry.document("orders").name == "orders"
+    assert registry.aggregate("totals").name == "totals"
+    assert {p.name for p in registry.all} == {"orders", "totals"}
+
+
+def test_registry_accepts_a_projection_re_exported_by_another_module(package: Any) -> None:
+    name = package("orders", ORDERS_MODULE.format(var="orders", name="orders"))
+    package("again", "from {pkg}.orders import orders\n".replace("{pkg}", name))
+    assert list(load_projections(name).by_name) == ["orders"]
+
+
+def test_registry_refuses_two_projections_with_one_name(package: Any) -> None:
+    name = package("first", ORDERS_MODULE.format(var="orders", name="orders"))
+    package("second", ORDERS_MODULE.format(var="copy", name="orders"))
+    with pytest.raises(ConfigurationError, match="two projections are named 'orders'") as caught:
+        load_projections(name)
+    assert "\n" not in str(caught.value)
+
+
+def test_registry_refuses_two_projections_with_one_name_in_one_module(package: Any) -> None:
+    source = ORDERS_MODULE.format(var="orders", name="orders") + ORDERS_MODULE.format(
+        var="copy", name="orders"
+    )
+    name = package("orders", source)
+    with pytest.raises(ConfigurationError, match="two projections are named 'orders'"):
+        load_projections(name)
+
+
+def test_a_module_without_projections_is_a_configuration_error(package: Any) -> None:
+    name = package("helpers", "VALUE = 1\n")
+    with pytest.raises(ConfigurationError, match="no projections found in PROJECTOR_PROJECTIONS") as caught:
+        load_projections(f"{name}.helpers")
+    assert "\n" not in str(caught.value)
+
+
+def test_an_empty_module_list_is_a_configuration_error() -> None:
+    with pytest.raises(ConfigurationError, match="no projections found"):
+        load_projections(" , ")
+
+
+def test_a_missing_module_is_a_configuration_error() -> None:
+    with pytest.raises(
+        ConfigurationError, match="cannot import projections module 'no_such_projections_mod'"
+    ):
+        load_projections("no_such_projections_mod")
+
+
+def test_registry_loads_comma_separated_modules(package: Any) -> None:
+    name = package("orders", ORDERS_MODULE.format(var="orders", name="orders"))
+    package("totals", TOTALS_MODULE)
+    registry = load_projections(f" {name}.orders , {name}.totals ")
+    assert sorted(registry.by_name) == ["orders", "totals"]
+
+
+def test_registry_lookups_name_what_is_known() -> None:
+    registry = Registry(
+        documents=(document(),),
+        aggregates=(aggregate(),),
+        by_name={"orders": document(), "customer_totals": aggregate()},
+    )
+    with pytest.raises(
+        ConfigurationError, match="no projection named 'nope'; known: customer_totals, orders"
+    ):
+        registry.get("nope")
+    with pytest.raises(ConfigurationError, match="'customer_totals' is not a search projection"):
+        registry.document("customer_totals")
+    with pytest.raises(ConfigurationError, match="'orders' is not an aggregate projection"):
+        registry.aggregate("orders")
+    with pytest.raises(ConfigurationError, match="known: none"):
+        Registry().get("orders")
+
+
+def test_the_shipped_projections_load() -> None:
+    registry = load_projections("projections")
+    assert registry.all
+    for projection in registry.all:
+        assert projection.definition_hash()
