@@ -1,0 +1,47 @@
+"""Read one aggregate: the group row of the read generation, rendered with exact decimals."""
+
+from __future__ import annotations
+
+import logging
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import TYPE_CHECKING, Any
+
+from projector.projection.base import Count
+from projector.retry.deadline import Deadline
+from projector.retry.policy import retrying
+from projector.sinks.aggregates.table import read_meta
+from projector.sinks.aggregates.types import Calls, decimal_of, generation_sk, group_pk, is_transient
+from projector.sinks.aggregates.types import key as row_key
+
+if TYPE_CHECKING:
+    from projector.config.settings import Settings
+    from projector.projection.base import AggregateProjection, Measure
+
+logger = logging.getLogger(__name__)
+
+
+def render_measure(measure: Measure, value: Decimal) -> int | str:
+    """Counts as int; sums as text with exactly ``places`` fractional digits ("120.50")."""
+    if isinstance(measure, Count):
+        return int(value)
+    quantized = value.quantize(Decimal(1).scaleb(-measure.places), rounding=ROUND_HALF_EVEN)
+    return format(abs(quantized) if quantized == 0 else quantized, "f")
+
+
+def read_aggregate(client: Any, settings: Settings, projection: AggregateProjection, key: str,
+                   generation: int | None = None, deadline: Deadline | None = None) -> dict[str, Any]:
+    """``{"name", "key", measure: value, ...}`` for one group; zeros when no live item is in it.
+
+    ``generation`` reads another generation than the live one (to check a rebuild before switching).
+    """
+    calls = Calls(client, deadline or Deadline.never())
+    if generation is None:
+        generation = read_meta(calls, settings.aggregates_table, projection).read_generation
+    for attempt in retrying(calls.deadline, is_transient, what=f"{projection.name} aggregate read"):
+        with attempt:
+            response = calls("get_item", TableName=settings.aggregates_table, ConsistentRead=True,
+                             Key=row_key(group_pk(projection.name, key), generation_sk(generation)))
+    row = response.get("Item") or {}
+    values = {name: render_measure(measure, decimal_of(row[name]) if name in row else Decimal(0))
+              for name, measure in projection.measures.items()}
+    return {"name": projection.name, "key": key, **values}

@@ -1,0 +1,227 @@
+"""Keys, attribute codecs and counters shared by the aggregate writer, the reader and the table admin.
+
+Every number goes through ``Decimal`` and DynamoDB's ``N`` type as text: a float never appears, so a
+sum of amounts stays exact to the last digit (DynamoDB keeps 38 significant digits).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import DYNAMODB_CONTEXT
+from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
+
+from projector.retry.policy import DeadlineExceeded
+from projector.sinks.base import SinkResult
+from projector.versioning.state import ItemState
+
+if TYPE_CHECKING:
+    from projector.retry.deadline import Deadline
+
+logger = logging.getLogger(__name__)
+
+MAX_TRANSACTION_ACTIONS = 100
+BATCH_GET_KEYS = 100
+RESERVED_ATTRIBUTES = frozenset({"pk", "sk"})
+
+Contributions = dict[str, dict[str, Decimal]]
+"""What one item adds to each of its groups: ``{group_key: {measure: value}}``."""
+
+AttributeValue = dict[str, Any]
+
+# Error codes worth another attempt (capacity, transient server faults, racing transactions).
+TRANSIENT_CODES = frozenset({
+    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+    "InternalServerError", "InternalFailure", "ServiceUnavailable", "TransactionInProgressException",
+    "TransactionConflictException", "LimitExceededException",
+})
+# Per-action codes of a cancelled transaction that another attempt can get past.
+TRANSIENT_REASONS = frozenset({
+    "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "None",
+})
+
+
+def item_pk(projection: str, item_id: str) -> str:
+    return f"{projection}#item#{item_id}"
+
+
+def group_pk(projection: str, group: str) -> str:
+    return f"{projection}#group#{group}"
+
+
+def meta_pk(projection: str) -> str:
+    return f"{projection}#meta"
+
+
+def generation_sk(generation: int) -> str:
+    return f"g{generation}"
+
+
+def key(pk: str, sk: str) -> dict[str, AttributeValue]:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}
+
+
+def number(value: Decimal | int) -> AttributeValue:
+    """A DynamoDB number in plain notation (never ``1E+2``), exact."""
+    if isinstance(value, int):
+        return {"N": str(value)}
+    return {"N": format(value, "f")}
+
+
+def decimal_of(value: AttributeValue) -> Decimal:
+    return DYNAMODB_CONTEXT.create_decimal(value["N"])
+
+
+def add(a: Decimal, b: Decimal) -> Decimal:
+    """Exact addition: DYNAMODB_CONTEXT traps Inexact/Rounded, so a sum that would lose digits raises."""
+    return DYNAMODB_CONTEXT.add(a, b)
+
+
+def subtract(a: Decimal, b: Decimal) -> Decimal:
+    return DYNAMODB_CONTEXT.subtract(a, b)
+
+
+def encode_contributions(contributions: Contributions) -> AttributeValue:
+    return {"M": {group: {"M": {name: number(value) for name, value in measures.items()}}
+                  for group, measures in contributions.items()}}
+
+
+def decode_contributions(value: AttributeValue | None) -> Contributions:
+    if not value:
+        return {}
+    return {group: {name: decimal_of(v) for name, v in measures["M"].items()}
+            for group, measures in value["M"].items()}
+
+
+def diff(new: Contributions, old: Contributions) -> Contributions:
+    """``new - old`` per group and measure, without zeros (a group whose share did not move is untouched)."""
+    result: Contributions = {}
+    for group in sorted(new.keys() | old.keys()):
+        after, before = new.get(group, {}), old.get(group, {})
+        deltas = {name: subtract(after.get(name, Decimal(0)), before.get(name, Decimal(0)))
+                  for name in sorted(after.keys() | before.keys())}
+        deltas = {name: value for name, value in deltas.items() if value != 0}
+        if deltas:
+            result[group] = deltas
+    return result
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRecord:
+    """One item's contribution record in one generation, as read."""
+
+    state: ItemState
+    contributions: Contributions
+    token: str
+
+
+def encode_record(projection: str, item_id: str, generation: int, state: ItemState,
+                  contributions: Contributions, token: str) -> dict[str, AttributeValue]:
+    item: dict[str, AttributeValue] = {
+        **key(item_pk(projection, item_id), generation_sk(generation)),
+        "item_id": {"S": item_id},
+        "life": number(state.life),
+        "rev": number(state.rev),
+        "deleted": {"BOOL": state.deleted},
+        "seen_at": number(Decimal(repr(state.seen_at))),  # exact text of the float
+        "contributions": encode_contributions(contributions),
+        "token": {"S": token},
+    }
+    if state.position is not None:
+        item["position"] = {"S": state.position}
+    return item
+
+
+def decode_record(item: dict[str, AttributeValue]) -> StoredRecord:
+    state = ItemState.from_dict({
+        "life": int(item["life"]["N"]),
+        "rev": int(item["rev"]["N"]),
+        "deleted": item["deleted"]["BOOL"],
+        "position": item["position"]["S"] if "position" in item else None,
+        "seen_at": item["seen_at"]["N"],
+    })
+    return StoredRecord(state=state, contributions=decode_contributions(item.get("contributions")),
+                        token=item["token"]["S"])
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """Which generations of a projection are read and written. ``version`` 0: no meta row yet."""
+
+    read_generation: int = 1
+    write_generations: tuple[int, ...] = (1,)
+    last_generation: int = 1
+    definition_hash: str | None = None
+    building_hash: str | None = None
+    version: int = 0
+
+    @property
+    def exists(self) -> bool:
+        return self.version > 0
+
+    @property
+    def rebuilding(self) -> bool:
+        return len(self.write_generations) > 1
+
+    @property
+    def building_generation(self) -> int | None:
+        newer = [g for g in self.write_generations if g != self.read_generation]
+        return max(newer) if newer else None
+
+
+@dataclass(slots=True)
+class AggregateResult(SinkResult):
+    """A SinkResult plus what the batch cost in writes, so tests and benchmarks can check the coalescing.
+
+    ``group_writes`` counts group-row ``ADD`` updates sent per ``g{generation}:{group}`` (attempts that
+    were cancelled included): one per touched group per batch whenever the group's items fit one transaction.
+    """
+
+    transactions: int = 0
+    record_writes: int = 0
+    group_writes: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def max_group_writes(self) -> int:
+        return max(self.group_writes.values(), default=0)
+
+
+class Calls:
+    """Sends DynamoDB requests, counting them, and never starts one once the deadline has passed."""
+
+    def __init__(self, client: Any, deadline: Deadline) -> None:
+        self.client = client
+        self.deadline = deadline
+        self.count = 0
+
+    def __call__(self, operation: str, **kwargs: Any) -> dict[str, Any]:
+        if self.deadline.expired:
+            raise DeadlineExceeded(f"no time left for {operation}")
+        self.count += 1
+        return getattr(self.client, operation)(**kwargs)
+
+
+def error_code(error: BaseException) -> str | None:
+    if isinstance(error, ClientError):
+        return error.response.get("Error", {}).get("Code")
+    return None
+
+
+def is_transient(error: BaseException) -> bool:
+    """Capacity, server and connection errors: the same request may succeed later."""
+    if isinstance(error, ConnectionError | HTTPClientError):
+        return True
+    if isinstance(error, ClientError):
+        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        return error_code(error) in TRANSIENT_CODES or status >= 500
+    return False
+
+
+def describe_error(error: BaseException) -> str:
+    code = error_code(error)
+    text = str(error) or type(error).__name__
+    return f"{code}: {text}" if code else f"{type(error).__name__}: {text}"

@@ -1,0 +1,408 @@
+"""Exact aggregates: per-item contribution records and group rows that commit together.
+
+Why it stays exact: each item's record holds what the item currently adds to each group, and the
+change to a group is always ``new contributions - stored contributions``, written in the same
+transaction as the record (conditioned on the record's token as read). A retry, duplicate or late
+change is either stale against the stored version (no write) or re-folded from what is stored, so no
+delta is ever applied twice or lost. See ``table.py`` for the table layout and ``packing.py`` for how
+items are grouped into transactions (one ``ADD`` per touched group per batch when its items fit).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from projector.config.exceptions import ConfigurationError
+from projector.projection.base import AggregateProjection
+from projector.retry.policy import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, retrying
+from projector.sinks.aggregates.packing import Unit, pack
+from projector.sinks.aggregates.table import AggregateTable, Description, read_meta, write_meta
+from projector.sinks.aggregates.types import (
+    BATCH_GET_KEYS,
+    MAX_TRANSACTION_ACTIONS,
+    RESERVED_ATTRIBUTES,
+    TRANSIENT_REASONS,
+    AggregateResult,
+    Calls,
+    Contributions,
+    Meta,
+    add,
+    decode_record,
+    describe_error,
+    diff,
+    encode_record,
+    error_code,
+    generation_sk,
+    group_pk,
+    is_transient,
+    item_pk,
+    key,
+    number,
+)
+from projector.sinks.base import ItemChanges, Sink
+from projector.versioning import fold, scheme_for
+
+if TYPE_CHECKING:
+    from projector.changes.types import Change
+    from projector.config.settings import Settings
+    from projector.retry.deadline import Deadline
+    from projector.sinks.aggregates.types import StoredRecord
+    from projector.versioning import ItemState
+
+logger = logging.getLogger(__name__)
+
+_IO_ERRORS = (ClientError, BotoCoreError, DeadlineExceeded)
+
+
+class _Unprocessed(Exception):
+    """BatchGetItem left keys unprocessed: back off and ask again."""
+
+
+class _Cancelled(Exception):
+    """A transaction was cancelled; ``item_ids`` failed their token condition and must be re-read."""
+
+    def __init__(self, item_ids: set[str], codes: list[str]) -> None:
+        super().__init__(f"TransactionCanceledException: {', '.join(sorted(set(codes))) or 'no reasons'}")
+        self.item_ids = item_ids
+
+
+class _Unfinished(Exception):
+    """Some items of a transaction group are not written yet; ``cause`` is the last error seen."""
+
+    def __init__(self, cause: BaseException | None) -> None:
+        super().__init__(describe_error(cause) if cause else "not written")
+        self.cause = cause
+
+
+def _retryable(error: BaseException) -> bool:
+    return isinstance(error, _Unprocessed | _Cancelled | _Unfinished) or is_transient(error)
+
+
+@dataclass(slots=True)
+class GenerationWrite:
+    """One contribution record to put and the group deltas that go with it."""
+
+    generation: int
+    read_token: str | None
+    state: ItemState
+    contributions: Contributions
+    deltas: Contributions
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+@dataclass(slots=True)
+class ItemPlan:
+    """An item's folded changes: the writes per generation, and how its changes were judged."""
+
+    item: ItemChanges
+    writes: list[GenerationWrite] = field(default_factory=list)
+    applied: int = 0
+    stale: int = 0
+    poison: list[tuple[Change, str]] = field(default_factory=list)
+    last: Change | None = None
+
+    @property
+    def unit(self) -> Unit[ItemPlan]:
+        groups = frozenset(f"g{w.generation}:{group}" for w in self.writes for group in w.deltas)
+        return Unit(self, len(self.writes), groups)
+
+
+class AggregateSink(Sink[AggregateProjection]):
+    """Applies item changes to an aggregate projection's records and group rows, exactly."""
+
+    def __init__(self, client: Any, settings: Settings, policy: RetryPolicy = DEFAULT_POLICY,
+                 max_actions: int = MAX_TRANSACTION_ACTIONS) -> None:
+        self._client = client
+        self._settings = settings
+        self.table_name = settings.aggregates_table
+        self.policy = policy
+        self.max_actions = max_actions
+
+    def apply(self, projection: AggregateProjection, items: Sequence[ItemChanges], deadline: Deadline
+              ) -> AggregateResult:
+        clash = RESERVED_ATTRIBUTES & projection.measures.keys()
+        if clash:
+            raise ConfigurationError(f"{projection.name}: measure names {sorted(clash)} are reserved "
+                                     "key attributes")
+        result = AggregateResult()
+        batch = _Batch(self, projection, Calls(self._client, deadline), result)
+        try:
+            batch.run(_merge(items))
+        finally:
+            result.requests = batch.calls.count
+        logger.debug("%s: %d items, %d applied, %d stale, %d failed, %d poison, %d transactions, %d requests",
+                     projection.name, len(items), result.applied, result.stale, len(result.failed),
+                     len(result.poison), result.transactions, result.requests)
+        return result
+
+    # Rebuild primitives (see table.py), here so the backfill needs only the sink.
+    def admin(self) -> AggregateTable:
+        return AggregateTable(self._client, self._settings)
+
+    def begin_rebuild(self, projection: AggregateProjection) -> int:
+        return self.admin().begin_rebuild(projection)
+
+    def finish_rebuild(self, projection: AggregateProjection) -> int:
+        return self.admin().finish_rebuild(projection)
+
+    def rollback(self, projection: AggregateProjection) -> None:
+        self.admin().rollback(projection)
+
+    def describe(self, projection: AggregateProjection) -> Description:
+        return self.admin().describe(projection)
+
+
+class _Batch:
+    """One ``apply`` call: meta read once, records read, folded, packed and committed."""
+
+    def __init__(self, sink: AggregateSink, projection: AggregateProjection, calls: Calls,
+                 result: AggregateResult) -> None:
+        self.sink = sink
+        self.projection = projection
+        self.calls = calls
+        self.result = result
+        self.table = sink.table_name
+        self.scheme = scheme_for(projection.version)
+        self.meta = Meta()
+
+    def run(self, items: list[ItemChanges]) -> None:
+        if not items:
+            return
+        try:
+            self.meta = self._read_meta()
+        except _IO_ERRORS as error:
+            self._fail(items, error)
+            return
+        plans: list[ItemPlan] = []
+        per_call = max(1, BATCH_GET_KEYS // len(self.meta.write_generations))
+        for start in range(0, len(items), per_call):
+            chunk = items[start:start + per_call]
+            try:
+                found = self._read_records(chunk, retry=True)
+            except (*_IO_ERRORS, _Unprocessed) as error:
+                self._fail(chunk, error)
+                continue
+            plans.extend(self._plan(item, found) for item in chunk)
+        writing = [plan for plan in plans if self._needs_write(plan)]
+        for piece in pack([plan.unit for plan in writing], self.sink.max_actions):
+            self._commit([unit.payload for unit in piece])
+
+    def _read_meta(self) -> Meta:
+        meta = read_meta(self.calls, self.table, self.projection)
+        if meta.exists:
+            return meta
+        first = Meta(definition_hash=self.projection.definition_hash())
+        if write_meta(self.calls, self.table, self.projection, meta, first):
+            return replace(first, version=1)
+        return read_meta(self.calls, self.table, self.projection)  # written by someone else meanwhile
+
+    def _read_records(self, items: Sequence[ItemChanges], retry: bool) -> dict[tuple[str, str], StoredRecord]:
+        """Consistent BatchGetItem of every write generation's record of ``items`` (at most 100 keys)."""
+        pending = [key(item_pk(self.projection.name, item.item_id), generation_sk(generation))
+                   for item in items for generation in self.meta.write_generations]
+        found: dict[tuple[str, str], StoredRecord] = {}
+
+        def once() -> None:
+            nonlocal pending
+            response = self.calls("batch_get_item",
+                                  RequestItems={self.table: {"Keys": pending, "ConsistentRead": True}})
+            for raw in response.get("Responses", {}).get(self.table, []):
+                found[(raw["pk"]["S"], raw["sk"]["S"])] = decode_record(raw)
+            pending = response.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
+            if pending:
+                raise _Unprocessed(f"{len(pending)} keys unprocessed")
+
+        if not retry:
+            once()
+            return found
+        for attempt in retrying(self.calls.deadline, _retryable, self.sink.policy, what="BatchGetItem"):
+            with attempt:
+                once()
+        return found
+
+    def _plan(self, item: ItemChanges, found: dict[tuple[str, str], StoredRecord]) -> ItemPlan:
+        """Fold the item's changes onto each write generation's record; the deltas follow."""
+        name = self.projection.name
+        stored = {g: found.get((item_pk(name, item.item_id), generation_sk(g)))
+                  for g in self.meta.write_generations}
+        # A generation being rebuilt starts from another generation's tombstone: a tombstone contributes
+        # nothing in any generation, and it keeps a late change of a deleted item from reviving it there.
+        tombstone = next((r.state for r in stored.values() if r is not None and r.state.deleted), None)
+        plan = ItemPlan(item)
+        seen: set[int] = set()
+        for generation, record in stored.items():
+            base = record.state if record is not None else tombstone
+            before = record.contributions if record is not None else {}
+            folded = fold(self.scheme, base, item.changes, self._render, self.projection.keep_expired)
+            if generation == self.meta.read_generation:
+                plan.applied, plan.stale, plan.last = len(folded.applied), len(folded.stale), folded.last
+            for change, reason in folded.poison:
+                if id(change) not in seen:
+                    seen.add(id(change))
+                    plan.poison.append((change, reason))
+            if folded.state is None:
+                continue
+            after: Contributions = {} if folded.state.deleted else (folded.output or {})
+            plan.writes.append(GenerationWrite(generation, record.token if record else None, folded.state,
+                                               after, diff(after, before)))
+        return plan
+
+    def _render(self, change: Change) -> Contributions:
+        return self.projection.contributions(change.image)  # type: ignore[arg-type]
+
+    def _needs_write(self, plan: ItemPlan) -> bool:
+        """False for a plan settled without a write: nothing newer, or too big for one transaction."""
+        if not plan.writes:
+            self._done(plan)
+            return False
+        actions = plan.unit.cost
+        if actions > self.sink.max_actions:
+            change = plan.last or plan.item.changes[-1]
+            plan.poison.append((change, f"item needs {actions} transaction actions; DynamoDB allows "
+                                        f"{self.sink.max_actions} (too many groups per item)"))
+            plan.writes, plan.applied = [], 0
+            self._done(plan)
+            return False
+        return True
+
+    def _commit(self, plans: list[ItemPlan]) -> None:
+        """Write one packed transaction, re-reading and re-folding items whose token moved, with retries."""
+        pending = {plan.item.item_id: plan for plan in plans}
+        reread: set[str] = set()
+        last_error: BaseException | None = None
+
+        def attempt_once() -> None:
+            nonlocal last_error
+            stale_ids = sorted(reread & pending.keys())
+            if stale_ids:
+                found = self._read_records([pending[i].item for i in stale_ids], retry=False)
+                reread.difference_update(stale_ids)
+                for item_id in stale_ids:
+                    plan = self._plan(pending[item_id].item, found)
+                    if self._needs_write(plan):
+                        pending[item_id] = plan
+                    else:
+                        del pending[item_id]
+            for piece in pack([plan.unit for plan in pending.values()], self.sink.max_actions):
+                chunk = [unit.payload for unit in piece]
+                try:
+                    self._transact(chunk)
+                except _Cancelled as cancelled:
+                    reread.update(cancelled.item_ids)
+                    last_error = cancelled
+                    continue
+                except ClientError as error:
+                    if is_transient(error):
+                        last_error = error
+                        continue
+                    logger.error("%s: transaction refused: %s", self.projection.name, describe_error(error))
+                    for plan in chunk:
+                        self.result.failed[plan.item.item_id] = describe_error(error)
+                        del pending[plan.item.item_id]
+                    continue
+                except BotoCoreError as error:
+                    if not is_transient(error):
+                        raise
+                    last_error = error
+                    continue
+                for plan in chunk:
+                    self._done(plan)
+                    del pending[plan.item.item_id]
+            if pending:
+                raise _Unfinished(last_error)
+
+        try:
+            for attempt in retrying(self.calls.deadline, _retryable, self.sink.policy,
+                                    what=f"{self.projection.name} TransactWriteItems"):
+                with attempt:
+                    attempt_once()
+        except (*_IO_ERRORS, _Unfinished, _Unprocessed, _Cancelled) as error:
+            cause = error.cause if isinstance(error, _Unfinished) and error.cause else error
+            self._fail([plan.item for plan in pending.values()], cause)
+
+    def _transact(self, plans: list[ItemPlan]) -> None:
+        actions, owners, labels = self._actions(plans)
+        self.result.transactions += 1
+        self.result.group_writes.update(labels)
+        try:
+            self.calls("transact_write_items", TransactItems=actions)
+        except ClientError as error:
+            if error_code(error) != "TransactionCanceledException":
+                raise
+            codes = [reason.get("Code") or "None" for reason in error.response.get("CancellationReasons", [])]
+            if any(code not in TRANSIENT_REASONS and code != "ConditionalCheckFailed" for code in codes):
+                raise
+            moved = {owners[i] for i, code in enumerate(codes)
+                     if code == "ConditionalCheckFailed" and owners[i] is not None}
+            if not codes:  # no reasons given: trust nothing that was read
+                moved = {plan.item.item_id for plan in plans}
+            raise _Cancelled(moved, codes) from error
+
+    def _actions(self, plans: list[ItemPlan]) -> tuple[list[dict[str, Any]], list[str | None], list[str]]:
+        """Record Puts (token-conditioned) then one ADD per group row with the summed deltas."""
+        name = self.projection.name
+        actions: list[dict[str, Any]] = []
+        owners: list[str | None] = []
+        totals: dict[tuple[int, str], dict[str, Decimal]] = {}
+        for plan in plans:
+            for write in plan.writes:
+                put: dict[str, Any] = {"TableName": self.table, "Item": encode_record(
+                    name, plan.item.item_id, write.generation, write.state, write.contributions, write.token)}
+                if write.read_token is None:
+                    put["ConditionExpression"] = "attribute_not_exists(pk)"
+                else:
+                    put.update(ConditionExpression="#token = :token",
+                               ExpressionAttributeNames={"#token": "token"},
+                               ExpressionAttributeValues={":token": {"S": write.read_token}})
+                actions.append({"Put": put})
+                owners.append(plan.item.item_id)
+                for group, deltas in write.deltas.items():
+                    bucket = totals.setdefault((write.generation, group), {})
+                    for measure, value in deltas.items():
+                        bucket[measure] = add(bucket.get(measure, Decimal(0)), value)
+        labels: list[str] = []
+        for (generation, group), deltas in sorted(totals.items()):
+            measures = sorted(m for m, value in deltas.items() if value != 0)
+            if not measures:
+                continue
+            actions.append({"Update": {
+                "TableName": self.table,
+                "Key": key(group_pk(name, group), generation_sk(generation)),
+                "UpdateExpression": "ADD " + ", ".join(f"#m{i} :m{i}" for i in range(len(measures))),
+                "ExpressionAttributeNames": {f"#m{i}": m for i, m in enumerate(measures)},
+                "ExpressionAttributeValues": {f":m{i}": number(deltas[m]) for i, m in enumerate(measures)},
+            }})
+            owners.append(None)
+            labels.append(f"g{generation}:{group}")
+        return actions, owners, labels
+
+    def _done(self, plan: ItemPlan) -> None:
+        self.result.applied += plan.applied
+        self.result.stale += plan.stale
+        self.result.poison.extend(plan.poison)
+        self.result.record_writes += len(plan.writes)
+
+    def _fail(self, items: Sequence[ItemChanges], error: BaseException) -> None:
+        reason = describe_error(error)
+        logger.warning("%s: %d items not applied: %s", self.projection.name, len(items), reason)
+        for item in items:
+            self.result.failed[item.item_id] = reason
+
+
+def _merge(items: Sequence[ItemChanges]) -> list[ItemChanges]:
+    """One entry per item (a caller passing an item twice gets its changes folded together, in order)."""
+    merged: dict[str, ItemChanges] = {}
+    for item in items:
+        if item.item_id in merged:
+            changes = merged[item.item_id].changes + item.changes
+            merged[item.item_id] = ItemChanges(item.item_id, sorted(changes, key=lambda c: c.batch_index))
+        else:
+            merged[item.item_id] = item
+    return list(merged.values())
