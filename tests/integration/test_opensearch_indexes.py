@@ -143,8 +143,10 @@ def test_rebuild_moves_the_aliases_atomically_and_rolls_back(client: OpenSearch,
     recorder = Recorder(client)
     assert indexes.finish_rebuild(recorder, changed, prefix) == new  # type: ignore[arg-type]
     assert [call for call in recorder.calls if call != "get_alias"] == ["update_aliases"]
-    assert aliases(client, prefix) == {old: {}, new: both}
+    assert aliases(client, prefix) == {old: {f"{prefix}orders-write": {}}, new: both}
     assert indexes.finish_rebuild(client, changed, prefix) == new
+    write_one(client, prefix, "o-after", 1, 1_790_000_002.0)
+    assert client.get(index=old, id="o-after")["found"], "the previous generation stays exact for rollback"
     described = indexes.describe(client, changed, prefix)
     assert (described.read_index, described.generation, described.needs_rebuild) == (new, 2, False)
     assert indexes.describe(client, orders, prefix).needs_rebuild

@@ -127,7 +127,7 @@ def begin_rebuild(client: OpenSearch, projection: DocumentProjection, prefix: st
     read, writes = _alias_targets(layout, index)
     if not read:
         raise IndexLayoutError(f"{index.read_alias} does not exist yet: run ensure (projector setup) first")
-    building = [name for name in writes if name != read]
+    building = _building(index, read, writes)
     if building:
         stored = _stored_hash(client, building[0])
         if stored != projection.definition_hash():
@@ -138,46 +138,53 @@ def begin_rebuild(client: OpenSearch, projection: DocumentProjection, prefix: st
     generation = max(index.generation_of(name) or 0 for name in layout) + 1
     new = index.physical(generation)
     client.indices.create(index=new, body=_creation_body(projection, index, generation, read=False))
+    retired = [name for name in writes if name not in (read, new)]
+    if retired:
+        client.indices.update_aliases(body={"actions": [
+            {"remove": {"index": name, "alias": index.write_alias}} for name in retired]})
     logger.info("rebuild of %s started: writes now reach %s and %s", index.base, read, new)
     return new
 
 
 def finish_rebuild(client: OpenSearch, projection: DocumentProjection, prefix: str) -> str:
-    """Switch reads to the rebuilt generation and stop writing to the old one, atomically; the new index.
+    """Switch reads to the rebuilt generation atomically; the new index.
 
-    The old index is kept, outside both aliases, so ``rollback`` can return to it.
+    The previous index keeps receiving every live write (it stays behind the write alias) until the next
+    rebuild begins, so ``rollback`` returns to an index that is still exact.
     """
     index = names(projection, prefix)
     read, writes = _alias_targets(_layout(client, index), index)
-    building = [name for name in writes if name != read]
+    building = _building(index, read, writes)
     if not building:
-        if read and writes == [read]:
+        if read:
             return read
         raise IndexLayoutError(f"no rebuild of {index.base} in progress (write alias: {writes})")
     new = max(building, key=lambda name: index.generation_of(name) or 0)
     actions: list[dict[str, Any]] = [
         {"add": {"index": new, "alias": index.read_alias, "filter": READ_FILTER}}]
     if read:
-        actions += [{"remove": {"index": read, "alias": index.read_alias}},
-                    {"remove": {"index": read, "alias": index.write_alias}}]
-    actions += [{"remove": {"index": name, "alias": index.write_alias}} for name in building if name != new]
+        actions.append({"remove": {"index": read, "alias": index.read_alias}})
+    stale = [name for name in writes if name not in (new, read)]
+    actions += [{"remove": {"index": name, "alias": index.write_alias}} for name in stale]
     client.indices.update_aliases(body={"actions": actions})
-    logger.info("rebuild of %s finished: reads and writes moved from %s to %s", index.base, read, new)
+    logger.info("rebuild of %s finished: reads moved from %s to %s (%s still written for rollback)",
+                index.base, read, new, read)
     return new
 
 
 def rollback(client: OpenSearch, projection: DocumentProjection, prefix: str) -> str:
-    """Point both aliases back at the previous generation, atomically; the index now serving reads.
+    """Point reads back at the previous generation, atomically; the index now serving reads.
 
     During a rebuild this only stops writing to the new generation. After ``finish_rebuild`` the previous
-    generation has missed every change written since the switch: run verify/backfill against it.
+    generation is exact, since it kept receiving live writes; an older one (not written since the next
+    rebuild began) has missed changes, which the log says: run verify --repair after such a rollback.
     """
     index = names(projection, prefix)
     layout = _layout(client, index)
     read, writes = _alias_targets(layout, index)
     if not read:
         raise IndexLayoutError(f"{index.read_alias} does not exist: nothing to roll back")
-    building = [name for name in writes if name != read]
+    building = _building(index, read, writes)
     if building:
         client.indices.update_aliases(body={"actions": [
             {"remove": {"index": name, "alias": index.write_alias}} for name in building]})
@@ -188,14 +195,18 @@ def rollback(client: OpenSearch, projection: DocumentProjection, prefix: str) ->
     if not older:
         raise IndexLayoutError(f"{read} is the oldest generation of {index.base}: nothing to roll back to")
     previous = max(older, key=lambda name: index.generation_of(name) or 0)
-    client.indices.update_aliases(body={"actions": [
+    actions: list[dict[str, Any]] = [
         {"remove": {"index": read, "alias": index.read_alias}},
         {"remove": {"index": read, "alias": index.write_alias}},
         {"add": {"index": previous, "alias": index.read_alias, "filter": READ_FILTER}},
-        {"add": {"index": previous, "alias": index.write_alias}},
-    ]})
-    logger.warning("%s rolled back from %s to %s, which missed the changes written since", index.base, read,
-                   previous)
+    ]
+    if previous not in writes:
+        actions.append({"add": {"index": previous, "alias": index.write_alias}})
+        logger.warning("%s rolled back from %s to %s, which missed the changes written since the rebuild "
+                       "after it began: run projector verify --repair", index.base, read, previous)
+    else:
+        logger.info("%s rolled back from %s to %s (kept exact by live writes)", index.base, read, previous)
+    client.indices.update_aliases(body={"actions": actions})
     return previous
 
 
@@ -208,6 +219,12 @@ def describe(client: OpenSearch, projection: DocumentProjection, prefix: str) ->
         generation=index.generation_of(read) if read else None,
         write_indexes=tuple(sorted(writes, key=lambda name: (name != read, name))),
         stored_hash=_stored_hash(client, read) if read else None, code_hash=projection.definition_hash())
+
+
+def _building(index: IndexNames, read: str | None, writes: list[str]) -> list[str]:
+    """Write targets newer than the read index: a rebuild in progress (older ones are kept for rollback)."""
+    current = (index.generation_of(read) or 0) if read else 0
+    return [name for name in writes if (index.generation_of(name) or 0) > current]
 
 
 def _creation_body(projection: DocumentProjection, index: IndexNames, generation: int,
