@@ -37,7 +37,10 @@ def cmd_start(names: list[str]) -> int:
         service = registry.get(name)
         before = service.owned_pid()
         status = service.start()
-        verb = "already running" if before is not None and before == status.pid else "started"
+        if not status.owned:
+            verb = "left alone"
+        else:
+            verb = "started" if before is None else "already running"
         print(f"{status.line()}  ({verb})", flush=True)
     return 0
 

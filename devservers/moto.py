@@ -12,8 +12,7 @@ import sys
 
 from devservers import paths, process
 from devservers.moto_launcher import HEALTH_PATH, LAUNCHER_ID
-from devservers.process import ServiceError
-from devservers.service import Service, Status
+from devservers.service import Service
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +43,9 @@ class Moto(Service):
         # Any HTTP answer counts (stock moto answers 404 here); ours answers without taking its lock.
         return process.http_get(f"{self.url}{HEALTH_PATH}", timeout=2.0) is not None
 
+    def recognised(self) -> bool:
+        return health(self.port) is not None
+
     def note(self) -> str:
         if self.answering() and health(self.port) is None:
             return "not our launcher (stock moto?)"
@@ -64,13 +66,3 @@ class Moto(Service):
             str(self.port),
         ]
         return process.spawn(self.name, command, env=env, cwd=paths.repo_root(), log=self.log_path())
-
-    def ensure(self) -> Status:
-        """Like `Service.ensure`, but refuse a moto that is not our launcher (its hazards break tests)."""
-        status = super().ensure()
-        if health(self.port) is None:
-            raise ServiceError(
-                f"moto: port {self.port} answers but is not {LAUNCHER_ID} (stock moto_server is not "
-                "thread-safe); stop it and run scripts/services start"
-            )
-        return status

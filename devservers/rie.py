@@ -47,6 +47,13 @@ class Rie(Service):
         self.runtime_api_port = runtime_api_port
         self.extra_env = dict(env or {})
 
+    def recognised(self) -> bool:
+        return any(
+            self.marker in process.cmdline(pid)
+            for listener in process.listeners_on(self.port)
+            for pid in listener.pids
+        )
+
     def prepare(self) -> None:
         self._binary = gotools.ensure_rie()
 

@@ -74,6 +74,11 @@ class Service:
         """True when the server answers on its port (override for an HTTP check)."""
         return process.port_open(self.port)
 
+    def recognised(self) -> bool:
+        """True when what answers on the port is this kind of server (then `start` leaves it alone,
+        whoever started it); override where the port alone does not tell."""
+        return self.answering()
+
     def prepare(self) -> None:
         """Download, install or check prerequisites before launching (cached; may be slow once)."""
 
@@ -102,7 +107,14 @@ class Service:
                 if not self.answering():
                     logger.info("%s: pid %d is ours and still starting; waiting", self.name, pid)
                     self._wait(pid)
-                logger.info("%s: already running (pid %d)", self.name, pid)
+                logger.debug("%s: already running (pid %d)", self.name, pid)
+                return self.status()
+            if self.recognised():
+                logger.debug(
+                    "%s: already answering at %s, not started by scripts/services; left alone",
+                    self.name,
+                    self.url,
+                )
                 return self.status()
             process.check_port_free(self.name, self.port, None)
             self.prepare()
@@ -117,8 +129,8 @@ class Service:
             return self.status()
 
     def ensure(self) -> Status:
-        """Make the server answer: use whatever already answers, else start ours (fixtures)."""
-        if self.answering():
+        """Make the server answer (fixtures): reuse one of the right kind, else start ours."""
+        if self.recognised():
             return self.status()
         return self.start()
 
