@@ -31,6 +31,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 SCORE = "_score"
+MATCH_SCORE = 1.0  # every word occurs somewhere in the text fields
+FIELD_SCORE = 2.0  # ... and all of them in this one field
+PHRASE_SCORE = 4.0  # ... as this exact phrase
 DATE_FORMAT = "strict_date_optional_time"
 
 _KEYWORD_TYPES = {"keyword", "constant_keyword"}
@@ -201,7 +204,7 @@ def condition_clause(schema: Schema, condition: Condition) -> dict[str, Any]:
     else:
         bound = {">=": "gte", ">": "gt", "<=": "lte", "<": "lt"}[condition.op]
         clause = {"range": {info.target: {bound: typed_value(info, condition.value)}}}
-    return _nest(info, clause)
+    return _in(info.nested, clause)
 
 
 def _date_clause(info: FieldInfo, condition: Condition) -> dict[str, Any]:
@@ -217,21 +220,21 @@ def _date_clause(info: FieldInfo, condition: Condition) -> dict[str, Any]:
     return {"range": {info.target: {**bounds, "format": DATE_FORMAT}}}
 
 
-def _nest(info: FieldInfo, clause: dict[str, Any]) -> dict[str, Any]:
-    if info.nested is None:
-        return clause
-    return {"nested": {"path": info.nested, "query": clause}}
-
-
 # --- text -------------------------------------------------------------------------------------------
 
 
 def text_clause(projection: DocumentProjection, schema: Schema, text: str) -> dict[str, Any]:
-    """All words must occur across the text fields; an exact phrase scores higher.
+    """All words must occur across the text fields; the score says how closely a document matches.
 
     ``cross_fields`` with ``operator: and`` treats the text fields as one: "blue mug gift" finds an
     order whose item says "blue mug" and whose note says "gift". Text inside nested objects is
     matched per nested path and the groups are OR-ed.
+
+    The score is built from constant scores only: a match, plus a bonus per field holding every word,
+    plus a larger one per field holding the exact phrase. It depends on the document alone, never on
+    index statistics, so a page boundary cannot move while other documents are written: BM25 scores
+    shift with every write (document frequencies count updated copies until merges), and paging
+    1,000 BM25-ranked orders during updates returned hundreds of them twice.
     """
     if not projection.text_fields:
         raise QueryError(f"{projection.name} has no full-text fields; filter it with --where instead")
@@ -240,17 +243,26 @@ def text_clause(projection: DocumentProjection, schema: Schema, text: str) -> di
         info = schema.fields.get(name)
         groups.setdefault(info.nested if info else None, []).append(name)
     required: list[dict[str, Any]] = []
-    boosts: list[dict[str, Any]] = []
+    bonuses: list[dict[str, Any]] = []
     for nested, fields in groups.items():
         words = {"multi_match": {"query": text, "fields": fields, "type": "cross_fields", "operator": "and"}}
-        phrase = {"multi_match": {"query": text, "fields": fields, "type": "phrase", "boost": 2}}
-        if nested is not None:
-            words = {"nested": {"path": nested, "query": words, "score_mode": "max"}}
-            phrase = {"nested": {"path": nested, "query": phrase, "score_mode": "max"}}
-        required.append(words)
-        boosts.append(phrase)
+        required.append(_in(nested, _constant(words, MATCH_SCORE)))
+        for name in fields:
+            every_word = {"match": {name: {"query": text, "operator": "and"}}}
+            bonuses.append(_in(nested, _constant(every_word, FIELD_SCORE)))
+            bonuses.append(_in(nested, _constant({"match_phrase": {name: {"query": text}}}, PHRASE_SCORE)))
     match = required[0] if len(required) == 1 else {"bool": {"should": required, "minimum_should_match": 1}}
-    return {"bool": {"must": [match], "should": boosts}}
+    return {"bool": {"must": [match], "should": bonuses}}
+
+
+def _constant(query: dict[str, Any], score: float) -> dict[str, Any]:
+    return {"constant_score": {"filter": query, "boost": score}}
+
+
+def _in(nested: str | None, query: dict[str, Any]) -> dict[str, Any]:
+    if nested is None:
+        return query
+    return {"nested": {"path": nested, "query": query, "score_mode": "max"}}
 
 
 # --- sort -------------------------------------------------------------------------------------------
@@ -355,7 +367,7 @@ def build_facet(projection: DocumentProjection, field_name: str, request: Search
         aggs = {"facet": {"terms": terms}}
     else:
         # count documents, not nested objects: each bucket climbs back to its root documents
-        terms["order"] = [{"documents>_count": "desc"}, {"_key": "asc"}]
+        terms["order"] = [{"documents": "desc"}, {"_key": "asc"}]
         aggs = {"facet": {"nested": {"path": info.nested}, "aggs": {
             "values": {"terms": terms, "aggs": {"documents": {"reverse_nested": {}}}}}}}
     return {"query": query, "size": 0, "track_total_hits": True, "aggs": aggs}

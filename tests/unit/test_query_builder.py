@@ -45,20 +45,49 @@ INJECTIONS = ['status:PAID OR *', "*", '"', "\\", '{"match_all":{}}', "a AND (b 
               "+-&&||!(){}[]^\"~*?:\\/"]
 
 
+def text_values(node: Any) -> list[Any]:
+    """The values of every text query in a DSL tree."""
+    found: list[Any] = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "multi_match":
+                found.append(value["query"])
+            elif key in ("match", "match_phrase"):
+                found += [spec["query"] for spec in value.values()]
+            else:
+                found += text_values(value)
+    elif isinstance(node, list):
+        for value in node:
+            found += text_values(value)
+    return found
+
+
 @pytest.mark.parametrize("text", INJECTIONS)
 def test_text_is_only_ever_a_literal_value(text: str) -> None:
     body = plan(text=text).body
     keys = set(walk(body))
-    assert not keys & {"query_string", "simple_query_string", "match_all", "wildcard", "regexp", "script"}
-    text_query = body["query"]["bool"]["must"][0]
-    matches = [clause["multi_match"] for clause in text_query["bool"]["must"] + text_query["bool"]["should"]]
-    assert matches and all(match["query"] == text.strip() for match in matches)
+    assert not keys & {"query_string", "simple_query_string", "match_all", "wildcard", "regexp", "script",
+                       "prefix", "fuzzy"}
+    values = text_values(body)
+    assert len(values) == 5  # the required match, and two bonuses per text field
+    assert all(value == text.strip() for value in values)
 
 
 def test_text_searches_the_text_fields_with_every_word_required() -> None:
-    words = plan(text="blue mug").body["query"]["bool"]["must"][0]["bool"]["must"][0]["multi_match"]
-    assert words == {"query": "blue mug", "fields": ["items.title", "note"], "type": "cross_fields",
-                     "operator": "and"}
+    text = plan(text="blue mug").body["query"]["bool"]["must"][0]["bool"]
+    assert text["must"] == [{"constant_score": {"boost": 1.0, "filter": {"multi_match": {
+        "query": "blue mug", "fields": ["items.title", "note"], "type": "cross_fields", "operator": "and"}}}}]
+    every_word = {"match": {"items.title": {"query": "blue mug", "operator": "and"}}}
+    phrase = {"match_phrase": {"items.title": {"query": "blue mug"}}}
+    assert text["should"][:2] == [{"constant_score": {"boost": 2.0, "filter": every_word}},
+                                  {"constant_score": {"boost": 4.0, "filter": phrase}}]
+
+
+def test_text_scores_are_constant_scores_only() -> None:
+    """Scores that depend on index statistics move page boundaries while documents are written."""
+    text = plan(text="blue mug").body["query"]["bool"]["must"][0]["bool"]
+    for clause in text["must"] + text["should"]:
+        assert set(clause) == {"constant_score"}
 
 
 def test_blank_text_is_no_text() -> None:
@@ -170,11 +199,13 @@ NESTED = DocumentProjection(
 def test_nested_fields_are_queried_inside_nested_queries() -> None:
     body = build_search(NESTED, SearchRequest.of(text="mug", where=["lines.qty>=2"]), META).body
     assert body["query"]["bool"]["filter"][1] == {
-        "nested": {"path": "lines", "query": {"range": {"lines.qty": {"gte": 2}}}}}
+        "nested": {"path": "lines", "query": {"range": {"lines.qty": {"gte": 2}}}, "score_mode": "max"}}
     groups = body["query"]["bool"]["must"][0]["bool"]["must"][0]["bool"]
     assert groups["minimum_should_match"] == 1
     assert groups["should"][0]["nested"]["path"] == "lines"
-    assert groups["should"][1]["multi_match"]["fields"] == ["comment"]
+    assert groups["should"][0]["nested"]["query"]["constant_score"]["filter"]["multi_match"]["fields"] == [
+        "lines.title"]
+    assert groups["should"][1]["constant_score"]["filter"]["multi_match"]["fields"] == ["comment"]
     with pytest.raises(QueryError, match="inside nested objects"):
         build_search(NESTED, SearchRequest.of(sort="lines.qty"), META)
 
