@@ -47,17 +47,17 @@ def fold(
     without it, so one bad change never hides the good ones around it.
     """
     excluded: set[int] = set()
-    poison: list[tuple[Change, str]] = []
+    rejected: list[tuple[Change, str]] = []
     while True:
         result = _advance_all(scheme, stored, changes, excluded, keep_expired)
-        result.poison = poison + result.poison
+        result.poison = sorted(result.poison + rejected, key=lambda entry: entry[0].batch_index)
         if result.state is None or result.last is None or result.last.kind is ChangeKind.REMOVE:
             return result
         try:
             result.output = render(result.last)
         except Exception as error:  # a projection bug or bad item: that record is poison, not the batch
             logger.debug("projection rejected change at batch index %s: %s", result.last.batch_index, error)
-            poison = result.poison + [(result.last, f"projection failed: {type(error).__name__}: {error}")]
+            rejected.append((result.last, f"projection failed: {type(error).__name__}: {error}"))
             excluded.add(id(result.last))
             continue
         return result

@@ -9,7 +9,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from decimal import Decimal
 
-from projector.changes.types import Change, ChangeKind
+from projector.changes.types import Change, ChangeKind, StreamPosition
 from projector.projection.base import ATTRIBUTE_VERSION_BITS, AttributeVersion, StreamPositionVersion
 from projector.versioning.exceptions import VersionError
 from projector.versioning.state import ItemState
@@ -19,7 +19,6 @@ from projector.versioning.state import ItemState
 # re-creation anyway). Covers ApproximateCreationDateTime's rounding and modest clock skew.
 LIFE_MARGIN_S = 5.0
 _MAX_ATTRIBUTE_VERSION = (1 << ATTRIBUTE_VERSION_BITS) - 1
-_SEQUENCE_DIGITS = 10**9
 
 
 class VersionScheme(ABC):
@@ -76,8 +75,16 @@ class AttributeScheme(VersionScheme):
             if self._after_tombstone(state, change, position):
                 return self._new_state(change, state.life + 1, rev, state)
             return None
-        if change.kind is ChangeKind.INSERT and position is not None and state.position is not None:
-            # An INSERT later in the stream than a live state: the REMOVE between them never reached us.
+        if change.backfill is not None:
+            if change.happened_at <= state.seen_at + LIFE_MARGIN_S:
+                # Read before (or too close to) the change behind the stored state: the scan may have seen
+                # an ended life, and anything newer than the stored state is still on its way in the stream.
+                return None
+        elif change.kind is ChangeKind.INSERT and (
+            state.position is not None or change.happened_at >= state.seen_at - LIFE_MARGIN_S
+        ):
+            # An INSERT later in the stream than a live state (or not clearly older than a scanned one):
+            # the REMOVE between them never reached us, or was skipped (keep_expired). A new life.
             return self._new_state(change, state.life + 1, rev, state)
         if (rev, int(change.kind is ChangeKind.REMOVE)) > (state.rev, int(state.deleted)):
             return self._new_state(change, state.life, rev, state)
@@ -94,30 +101,41 @@ class AttributeScheme(VersionScheme):
 
 
 class StreamScheme(VersionScheme):
-    """Versions from the stream position: whole seconds, then the low 9 digits of the sequence number.
+    """Versions from the stream position: ApproximateCreationDateTime's second, then the sequence number.
 
-    A backfill ranks below every change made after its scan started, so the stream always wins a race.
+    Changes are ordered by their exact position (whole seconds, then the full sequence number). The
+    external version is ``second << 29`` for the first change of an item in a second and the stored
+    version + 1 for each later change of it in that second, so it grows with the position order and
+    survives restarts (it is derived from what is stored, never from a counter in memory). A backfill
+    ranks at the end of the second before its scan started: below every change made after that.
     """
 
+    SUBSECOND_BITS = 29
+
     def revision(self, change: Change) -> int:
+        return StreamPosition.seconds_of(self._position(change)) << self.SUBSECOND_BITS
+
+    @staticmethod
+    def _position(change: Change) -> str:
         if change.position is not None:
             try:
-                sequence = int(change.position.sequence)
+                return change.position.sort_key
             except ValueError:
                 raise VersionError(f"SequenceNumber {change.position.sequence!r} is not a number") from None
-            return int(change.position.created_at) * _SEQUENCE_DIGITS + sequence % _SEQUENCE_DIGITS
         assert change.backfill is not None
-        return int(change.backfill.scan_started_at) * _SEQUENCE_DIGITS - 1
+        return f"{int(change.backfill.scan_started_at) - 1:012d}:{'9' * 40}"
 
     def advance(self, state: ItemState | None, change: Change) -> ItemState | None:
-        rev = self.revision(change)
-        deleted = int(change.kind is ChangeKind.REMOVE)
-        if state is None or (rev, deleted) > (state.rev, int(state.deleted)):
-            return self._new_state(change, 0, rev, state)
-        return None
+        position = self._position(change)
+        if state is not None and state.position is not None and position <= state.position:
+            return None
+        base = StreamPosition.seconds_of(position) << self.SUBSECOND_BITS
+        rev = base if state is None else max(state.rev + 1, base)
+        return ItemState(life=0, rev=rev, deleted=change.kind is ChangeKind.REMOVE, position=position,
+                         seen_at=change.happened_at)
 
     def external_version(self, state: ItemState) -> int:
-        return (state.rev << 1) | int(state.deleted)
+        return state.rev
 
 
 def scheme_for(policy: AttributeVersion | StreamPositionVersion) -> VersionScheme:

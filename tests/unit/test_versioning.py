@@ -309,10 +309,17 @@ def test_attribute_scan_of_a_later_life_is_corrected_by_the_stream() -> None:
 # --- stream scheme -------------------------------------------------------------------------------------
 
 
-def test_stream_revision_is_seconds_then_the_low_nine_digits_of_the_sequence() -> None:
-    change = modify(2, T0 + 0.75, 123)
-    assert STREAM.revision(change) == int(T0) * 10**9 + 123
-    assert STREAM.revision(scan(2, read_at=T0 + 5, started=T0 + 2.5)) == (int(T0) + 2) * 10**9 - 1
+def test_stream_versions_grow_within_a_second_and_a_scan_ranks_before_its_start() -> None:
+    first = STREAM.advance(None, modify(2, T0 + 0.25, 123))
+    assert first is not None and STREAM.external_version(first) == int(T0) << 29
+    second = STREAM.advance(first, modify(3, T0 + 0.75, 124))
+    assert second is not None and STREAM.external_version(second) == STREAM.external_version(first) + 1
+    next_second = STREAM.advance(second, modify(4, T0 + 1, 125))
+    assert next_second is not None and STREAM.external_version(next_second) == (int(T0) + 1) << 29
+    scanned = STREAM.advance(None, scan(2, read_at=T0 + 5, started=T0 + 2.5))
+    assert scanned is not None and scanned.position is not None
+    assert STREAM.advance(scanned, modify(3, T0 + 1.9, 999)) is None
+    assert STREAM.advance(scanned, modify(3, T0 + 2, 1)) is not None
 
 
 def test_stream_revision_rejects_a_non_numeric_sequence_number() -> None:
@@ -439,15 +446,6 @@ def test_fold_keep_expired_still_sees_the_re_creation_after_an_expiry() -> None:
 # --- counterexamples -----------------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "AttributeScheme ranks a scanned image (no stream position) only by its version within the "
-        "stored life: a scan read before a delete, delivered after the stream applied the re-creation, "
-        "beats the new life whenever its version is higher, and every later stream record of that life "
-        "is then stale"
-    ),
-)
 def test_a_late_scan_of_an_old_life_never_replaces_the_re_created_item() -> None:
     changes = [
         insert(1, T0, 1),
@@ -461,13 +459,6 @@ def test_a_late_scan_of_an_old_life_never_replaces_the_re_created_item() -> None
     assert shown(changes) == image(1, "b")  # actually shows image(2, "a"): the deleted life is back
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "same rule: the late scan lifts the stored version of the new life above the stream's own, so the "
-        "final REMOVE of that life (version 1) is stale and a deleted item stays in the read model"
-    ),
-)
 def test_a_late_scan_never_resurrects_an_item_deleted_again() -> None:
     changes = [
         insert(1, T0, 1),
@@ -480,14 +471,6 @@ def test_a_late_scan_never_resurrects_an_item_deleted_again() -> None:
     assert shown(changes) is None  # actually live, showing image(2, "a")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "with keep_expired the TTL REMOVE is skipped, so a state written only by a scan (no stream position) "
-        "never learns the life ended: the re-creation's INSERT (version 1) is ranked by version against the "
-        "scanned version 3 and is stale; the read model shows the expired item until the new life passes v3"
-    ),
-)
 def test_keep_expired_re_creation_after_a_scan_only_state_appears() -> None:
     changes = [
         scan(3, read_at=T0 + 100, started=T0),
@@ -501,14 +484,6 @@ def test_keep_expired_re_creation_after_a_scan_only_state_appears() -> None:
     assert result.output == image(1, "b")  # actually image(3, "a")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "fold re-runs the whole batch after excluding a change render rejected and prepends the poison "
-        "it already collected, so a change with a bad version is reported twice (two dead letters for "
-        "one record)"
-    ),
-)
 def test_fold_reports_each_poison_change_once() -> None:
     broken = Change(dict(KEY), ChangeKind.MODIFY, {"order_id": "o-1"}, image(1), position(T0, 2))
     batch = [insert(1, T0, 1), broken, modify(2, T0, 3)]
@@ -523,14 +498,6 @@ def test_fold_reports_each_poison_change_once() -> None:
     assert [change for change, _ in result.poison] == [broken, batch[2]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "StreamScheme keeps only the low nine digits of the sequence number: two records of one second "
-        "whose sequence numbers straddle a multiple of 10**9 rank in reverse, so the later one (here the "
-        "REMOVE) is stale and the deleted item stays"
-    ),
-)
 def test_stream_scheme_orders_records_of_one_second_across_a_billion_boundary() -> None:
     before = Change(
         dict(KEY), ChangeKind.MODIFY, image(2), image(1), StreamPosition(T0, str(SEQ + 999_999_998))
