@@ -51,6 +51,9 @@ def cli(verbose: int) -> None:
     """
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
     logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if verbose == 0:
+        # opensearch-py logs every failed request with a traceback; the command reports it in one line.
+        logging.getLogger("opensearch").setLevel(logging.CRITICAL)
 
 
 def main(argv: list[str] | None = None) -> None:
