@@ -70,19 +70,24 @@ def _traversable_by_nobody(path: Path) -> bool:
     return result.returncode == 0
 
 
-def layout() -> Layout:
-    """Pick the project's folders, or the world-traversable fallback when running as root needs it."""
+def layout(name: str = "opensearch") -> Layout:
+    """Pick the project's folders, or the world-traversable fallback when running as root needs it.
+
+    NAME separates the data and logs of a private instance from the shared one's.
+    """
     root = paths.repo_root()
     local = Layout(
         install_root=paths.cache_dir() / "opensearch",
-        data=paths.services_dir() / "opensearch" / "data",
-        logs=paths.services_dir() / "opensearch" / "logs",
+        data=paths.services_dir() / name / "data",
+        logs=paths.services_dir() / name / "logs",
         fallback=False,
     )
     if os.geteuid() != 0 or _traversable_by_nobody(root):
         return local
-    base = paths.FALLBACK_ROOT / "opensearch"
-    return Layout(install_root=base, data=base / "data", logs=base / "logs", fallback=True)
+    base = paths.FALLBACK_ROOT
+    return Layout(
+        install_root=base / "opensearch", data=base / name / "data", logs=base / name / "logs", fallback=True
+    )
 
 
 def download() -> Path:
@@ -164,11 +169,11 @@ class OpenSearch(Service):
         return isinstance(body, dict) and "version" in body
 
     def note(self) -> str:
-        return "data in /var/tmp/projector-services" if layout().fallback else ""
+        return f"data in {paths.FALLBACK_ROOT}" if layout(self.name).fallback else ""
 
     def prepare(self) -> None:
         self._java_home = jvm.find_java_home()
-        self._layout = layout()
+        self._layout = layout(self.name)
         if self._layout.fallback:
             logger.warning(
                 "opensearch: %s is not traversable by '%s' (OpenSearch refuses root); "
@@ -197,11 +202,11 @@ class OpenSearch(Service):
             "-Ediscovery.type=single-node",
             f"-Ehttp.host={process.LOCAL_HOST}",
             f"-Etransport.host={process.LOCAL_HOST}",
-            f"-Ehttp.port={HTTP_PORT}",
+            f"-Ehttp.port={self.port}",
             f"-Epath.data={where.data}",
             f"-Epath.logs={where.logs}",
-            "-Ecluster.name=projector-local",
-            "-Enode.name=projector-local",
+            f"-Ecluster.name=projector-{self.name}",
+            f"-Enode.name=projector-{self.name}",
             "-Eaction.auto_create_index=true",
             # A nearly full disk must not flip test indexes to read-only.
             "-Ecluster.routing.allocation.disk.threshold_enabled=false",

@@ -41,8 +41,7 @@ class Rie(Service):
         env: Mapping[str, str] | None = None,
         name: str = "rie",
     ) -> None:
-        self.name = name
-        self.port = port
+        super().__init__(name=name, port=port)
         self.handler = handler
         self.runtime_api_port = runtime_api_port
         self.extra_env = dict(env or {})

@@ -61,6 +61,14 @@ class Service:
     marker: str = ""
     start_timeout: float = 30.0
 
+    def __init__(self, *, name: str | None = None, port: int | None = None) -> None:
+        """NAME (pid file, log folder) and PORT default to the class's; override them for a
+        private instance beside the shared one (tests of the tooling, benchmarks)."""
+        if name is not None:
+            self.name = name
+        if port is not None:
+            self.port = port
+
     @property
     def url(self) -> str:
         """The endpoint clients use."""

@@ -4,14 +4,22 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from devservers import process
+from devservers import paths, process
+from devservers.moto import Moto
+from devservers.moto_launcher import HEALTH_PATH
+from devservers.process import ServiceError
+from devservers.rie import running_rie
+from devservers.toxiproxy import start_toxiproxy
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1"}
@@ -164,3 +172,71 @@ def _group(pid: int) -> int | None:
         return os.getpgid(pid)
     except OSError:
         return None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_service_start_is_idempotent_and_stop_ends_only_its_own() -> None:
+    port = _free_port()
+    service = Moto(name=f"moto-test-{port}", port=port)
+    try:
+        first = service.start()
+        assert first.up and first.owned and first.pid is not None
+        assert paths.pid_file(service.name).read_text().strip() == str(first.pid)
+        again = service.start()
+        assert again.pid == first.pid
+        assert {item.address for item in process.listeners_on(port)} <= LOOPBACK
+    finally:
+        assert service.stop()
+    assert not process.port_open(port)
+    assert not paths.pid_file(service.name).exists()
+    assert not service.stop()
+    assert not service.status().up
+
+
+def test_start_refuses_a_port_taken_by_something_else() -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        port = squatter.getsockname()[1]
+        service = Moto(name=f"moto-test-{port}", port=port)
+        with pytest.raises(ServiceError, match=rf"port {port} is already taken by pid {os.getpid()}"):
+            service.start()
+    assert not paths.pid_file(service.name).exists()
+
+
+def test_toxiproxy_adds_latency_and_cuts_the_link(moto_server: str) -> None:
+    toxiproxy = start_toxiproxy()
+    name = f"test-servers-{uuid.uuid4().hex[:8]}"
+    proxy = toxiproxy.create_proxy(name, "127.0.0.1:0", "127.0.0.1:5000")
+    try:
+        host, _, port = proxy["listen"].rpartition(":")
+        assert host == "127.0.0.1" and int(port) > 0
+        url = f"http://{proxy['listen']}{HEALTH_PATH}"
+        assert process.http_get(url) is not None
+        toxic = toxiproxy.add_toxic(name, "latency", {"latency": 400})
+        started = time.monotonic()
+        assert process.http_get(url, timeout=5) is not None
+        assert time.monotonic() - started >= 0.4
+        toxiproxy.remove_toxic(name, toxic["name"])
+        toxiproxy.set_enabled(name, False)
+        assert process.http_get(url, timeout=1) is None
+        toxiproxy.set_enabled(name, True)
+        assert process.http_get(url, timeout=5) is not None
+    finally:
+        toxiproxy.delete_proxy(name)
+    assert name not in toxiproxy.proxies()
+
+
+def test_rie_invokes_a_handler_on_loopback_only() -> None:
+    # Any importable callable of (event, context) will do: operator.is_ answers False.
+    port, api_port = _free_port(), _free_port()
+    with running_rie(handler="operator.is_", port=port, runtime_api_port=api_port) as rie:
+        assert rie.invoke({"Records": []}) is False
+        bound = process.listeners_on(port) + process.listeners_on(api_port)
+        assert bound and {item.address for item in bound} <= LOOPBACK
+    assert not process.port_open(port)
