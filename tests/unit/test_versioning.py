@@ -1,8 +1,7 @@
 """The versioning rules, case by case: what is newer, what is stale, what starts a new life.
 
-The tests marked xfail(strict=True) are counterexamples to the exactness promise found while modelling
-deliveries; each reason says what goes wrong. They pass (and must then lose the marker) once the rule
-is fixed.
+The last section keeps the counterexamples found by the delivery model (test_versioning_properties.py)
+as regression tests: each broke the exactness promise before the rules were fixed (commit bb24441).
 """
 
 from __future__ import annotations
@@ -443,7 +442,7 @@ def test_fold_keep_expired_still_sees_the_re_creation_after_an_expiry() -> None:
     assert result.output == image(1, "b") and result.state is not None and result.state.life == 1
 
 
-# --- counterexamples -----------------------------------------------------------------------------------
+# --- regressions: counterexamples found by the delivery model -----------------------------------------
 
 
 def test_a_late_scan_of_an_old_life_never_replaces_the_re_created_item() -> None:
@@ -456,7 +455,7 @@ def test_a_late_scan_of_an_old_life_never_replaces_the_re_created_item() -> None
         # ... and its write reaches the sink only after the stream applied the delete and re-creation
         scan(2, read_at=T0 + 2, started=T0 + 1.5),
     ]
-    assert shown(changes) == image(1, "b")  # actually shows image(2, "a"): the deleted life is back
+    assert shown(changes) == image(1, "b")  # was image(2, "a"): the deleted life came back
 
 
 def test_a_late_scan_never_resurrects_an_item_deleted_again() -> None:
@@ -468,7 +467,7 @@ def test_a_late_scan_never_resurrects_an_item_deleted_again() -> None:
         scan(2, read_at=T0 + 2, started=T0 + 1.5),
         remove(1, T0 + 30, 5, life="b"),
     ]
-    assert shown(changes) is None  # actually live, showing image(2, "a")
+    assert shown(changes) is None  # was live, showing image(2, "a")
 
 
 def test_keep_expired_re_creation_after_a_scan_only_state_appears() -> None:
@@ -481,7 +480,7 @@ def test_keep_expired_re_creation_after_a_scan_only_state_appears() -> None:
         insert(1, T0 + 90_000, 5, life="b"),
     ]
     result = fold(ATTRIBUTE, None, changes, render_image, keep_expired=True)
-    assert result.output == image(1, "b")  # actually image(3, "a")
+    assert result.output == image(1, "b")  # was image(3, "a") until the new life passed version 3
 
 
 def test_fold_reports_each_poison_change_once() -> None:
@@ -494,7 +493,7 @@ def test_fold_reports_each_poison_change_once() -> None:
         return change.image
 
     result = fold(ATTRIBUTE, None, batch, render)
-    # actually [broken, batch[2], broken]
+    # was [broken, batch[2], broken]: two dead letters for one record
     assert [change for change, _ in result.poison] == [broken, batch[2]]
 
 
@@ -505,4 +504,4 @@ def test_stream_scheme_orders_records_of_one_second_across_a_billion_boundary() 
     after = Change(dict(KEY), ChangeKind.REMOVE, None, image(2), StreamPosition(T0, str(SEQ + 1_000_000_003)))
     assert before.position is not None and after.position is not None
     assert before.position.sort_key < after.position.sort_key  # the stream's own order
-    assert shown([before, after], STREAM) is None  # actually live: the REMOVE ranks below the MODIFY
+    assert shown([before, after], STREAM) is None  # was live: the REMOVE ranked below the MODIFY
