@@ -5,7 +5,9 @@ not thread-safe (lost writes and HTTP 500s when a cancelled transaction races ot
 TransactWriteItems deep-copies whole tables. This launcher serves moto's own WSGI application
 (`DomainDispatcherApplication(create_backend_app)`, exactly what `moto_server` serves) but
 1. holds one lock around every request, body included, so requests apply one at a time;
-2. installs `devservers.moto_journal`, a per-item rollback journal for TransactWriteItems.
+2. installs `devservers.moto_journal`, a per-item rollback journal for TransactWriteItems;
+3. installs `devservers.moto_streams`: an UpdateItem that creates an item records one INSERT
+   (stock moto records a keys-only INSERT first).
 It binds the given host only (127.0.0.1 by default) and answers `GET /_devservers/health`.
 """
 
@@ -66,6 +68,7 @@ class SerialisedApp:
                 "pid": os.getpid(),
                 "serialised": True,
                 "transaction_journal": _journal_installed(),
+                "single_insert_on_update": _single_insert_installed(),
                 "requests": self.requests,
                 "uptime_s": round(time.time() - self.started, 1),
             }
@@ -90,14 +93,21 @@ def _journal_installed() -> bool:
     return bool(getattr(DynamoDBBackend.transact_write_items, "_devservers_journal", False))
 
 
+def _single_insert_installed() -> bool:
+    from devservers import moto_streams
+
+    return moto_streams.installed()
+
+
 def build_app(*, journal: bool = True) -> SerialisedApp:
     """moto's server application behind our lock, with the transaction journal installed."""
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     if journal:
-        from devservers import moto_journal
+        from devservers import moto_journal, moto_streams
 
         moto_journal.install()
+        moto_streams.install()
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True  # type: ignore[attr-defined]  # as moto_server sets it
     return SerialisedApp(app)
@@ -118,7 +128,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=5000, help="port (default 5000)")
     parser.add_argument(
-        "--no-journal", action="store_true", help="keep moto's own (slow) transaction rollback"
+        "--no-journal",
+        action="store_true",
+        help="keep moto's own transaction rollback and UpdateItem stream records (comparisons only)",
     )
     parser.add_argument("--access-log", action="store_true", help="log every request (werkzeug)")
     args = parser.parse_args(argv)

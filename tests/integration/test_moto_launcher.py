@@ -372,3 +372,37 @@ def test_private_launcher_binds_loopback_resets_and_stops_fast(
     child.wait(timeout=10)
     assert time.monotonic() - started < 5
     assert not process.port_open(port)
+
+
+def test_update_that_creates_an_item_records_one_insert(
+    private_launcher: tuple[int, subprocess.Popen[bytes]],
+) -> None:
+    port, _ = private_launcher
+    endpoint = f"http://127.0.0.1:{port}"
+    table = next(_table(endpoint, range_key=False))  # the private server (and table) go with the test
+    name = table["name"]
+    table["client"].update_item(
+        TableName=name,
+        Key=_key(table, "u1"),
+        UpdateExpression="SET version = :one",
+        ExpressionAttributeValues={":one": {"N": "1"}},
+    )
+    table["client"].transact_write_items(
+        TransactItems=[
+            {
+                "Update": {
+                    "TableName": name,
+                    "Key": _key(table, "u2"),
+                    "UpdateExpression": "SET version = :one",
+                    "ExpressionAttributeValues": {":one": {"N": "1"}},
+                }
+            }
+        ]
+    )
+    _put(table, "p1", 1)
+    records = _stream(table)
+    assert [r["eventName"] for r in records] == ["INSERT", "INSERT", "INSERT"]
+    assert [r["dynamodb"]["Keys"]["pk"]["S"] for r in records] == ["u1", "u2", "p1"]
+    assert all(r["dynamodb"]["NewImage"]["version"] == {"N": "1"} for r in records)
+    sequence = [int(r["dynamodb"]["SequenceNumber"]) for r in records]
+    assert sequence == sorted(sequence) and sequence[2] - sequence[0] == 2
