@@ -14,19 +14,37 @@ from typing import Any
 STATUSES = ("PENDING", "PAID", "SHIPPED", "CANCELLED")
 CURRENCIES = ("EUR", "USD", "GBP")
 ADJECTIVES = ("red", "blue", "organic", "wireless", "vintage", "compact", "steel", "bamboo", "linen", "smart")
-NOUNS = ("kettle", "lamp", "backpack", "keyboard", "mug", "teapot", "headphones", "blanket", "notebook", "bottle")
+NOUNS = (
+    "kettle",
+    "lamp",
+    "backpack",
+    "keyboard",
+    "mug",
+    "teapot",
+    "headphones",
+    "blanket",
+    "notebook",
+    "bottle",
+)
 NOTES = ("leave at the door", "gift wrap please", "call before delivery", "fragile", "", "", "")
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 
 
-def make_order(rng: random.Random, order_id: str, customers: int = 200, days: int = 30,
-               version: int = 1) -> dict[str, Any]:
+def make_order(
+    rng: random.Random, order_id: str, customers: int = 200, days: int = 30, version: int = 1
+) -> dict[str, Any]:
     """One realistic order item as Python values (Decimal numbers), ready for a boto3 resource or serializer."""
     lines = []
     for _ in range(rng.randint(1, 4)):
         price = Decimal(rng.randint(199, 19999)) / 100
-        lines.append({"sku": f"SKU-{rng.randint(1000, 9999)}", "title": f"{rng.choice(ADJECTIVES)} {rng.choice(NOUNS)}",
-                      "qty": Decimal(rng.randint(1, 3)), "price": price})
+        lines.append(
+            {
+                "sku": f"SKU-{rng.randint(1000, 9999)}",
+                "title": f"{rng.choice(ADJECTIVES)} {rng.choice(NOUNS)}",
+                "qty": Decimal(rng.randint(1, 3)),
+                "price": price,
+            }
+        )
     total = sum((line["price"] * line["qty"] for line in lines), Decimal(0)).quantize(Decimal("0.01"))
     created = EPOCH + timedelta(days=rng.randrange(days), seconds=rng.randrange(86400))
     order: dict[str, Any] = {
@@ -45,8 +63,9 @@ def make_order(rng: random.Random, order_id: str, customers: int = 200, days: in
     return order
 
 
-def seed_orders(client: Any, table: str, count: int, seed: int = 7, customers: int = 200,
-                start: int = 0) -> list[dict[str, Any]]:
+def seed_orders(
+    client: Any, table: str, count: int, seed: int = 7, customers: int = 200, start: int = 0
+) -> list[dict[str, Any]]:
     """Write ``count`` orders with BatchWriteItem (unprocessed items resent) and return them."""
     from boto3.dynamodb.types import TypeSerializer
 
@@ -54,8 +73,10 @@ def seed_orders(client: Any, table: str, count: int, seed: int = 7, customers: i
     rng = random.Random(seed)
     orders = [make_order(rng, f"O{start + n:07d}", customers) for n in range(count)]
     for offset in range(0, len(orders), 25):
-        requests = [{"PutRequest": {"Item": {k: serializer.serialize(v) for k, v in order.items()}}}
-                    for order in orders[offset:offset + 25]]
+        requests = [
+            {"PutRequest": {"Item": {k: serializer.serialize(v) for k, v in order.items()}}}
+            for order in orders[offset : offset + 25]
+        ]
         pending: dict[str, Any] = {table: requests}
         while pending:
             pending = client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
@@ -67,19 +88,28 @@ def change_order(client: Any, table: str, rng: random.Random, order_id: str) -> 
     from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 
     serializer, deserializer = TypeSerializer(), TypeDeserializer()
-    current = client.get_item(TableName=table, Key={"order_id": {"S": order_id}}, ConsistentRead=True).get("Item")
+    current = client.get_item(TableName=table, Key={"order_id": {"S": order_id}}, ConsistentRead=True).get(
+        "Item"
+    )
     if current is None:
         order = make_order(rng, order_id)
-        client.put_item(TableName=table, Item={k: serializer.serialize(v) for k, v in order.items()},
-                        ConditionExpression="attribute_not_exists(order_id)")
+        client.put_item(
+            TableName=table,
+            Item={k: serializer.serialize(v) for k, v in order.items()},
+            ConditionExpression="attribute_not_exists(order_id)",
+        )
         return "recreate"
     order = {k: deserializer.deserialize(v) for k, v in current.items()}
     version = order["version"]
     roll = rng.random()
     if roll < 0.12:
-        client.delete_item(TableName=table, Key={"order_id": {"S": order_id}},
-                           ConditionExpression="#v = :v", ExpressionAttributeNames={"#v": "version"},
-                           ExpressionAttributeValues={":v": serializer.serialize(version)})
+        client.delete_item(
+            TableName=table,
+            Key={"order_id": {"S": order_id}},
+            ConditionExpression="#v = :v",
+            ExpressionAttributeNames={"#v": "version"},
+            ExpressionAttributeValues={":v": serializer.serialize(version)},
+        )
         return "delete"
     if roll < 0.3:
         order["status"] = "CANCELLED"
@@ -95,7 +125,11 @@ def change_order(client: Any, table: str, rng: random.Random, order_id: str) -> 
         order["total"] = (order["total"] + Decimal(rng.randint(-500, 500)) / 100).copy_abs()
         kind = "update"
     order["version"] = version + 1
-    client.put_item(TableName=table, Item={k: serializer.serialize(v) for k, v in order.items()},
-                    ConditionExpression="#v = :v", ExpressionAttributeNames={"#v": "version"},
-                    ExpressionAttributeValues={":v": serializer.serialize(version)})
+    client.put_item(
+        TableName=table,
+        Item={k: serializer.serialize(v) for k, v in order.items()},
+        ConditionExpression="#v = :v",
+        ExpressionAttributeNames={"#v": "version"},
+        ExpressionAttributeValues={":v": serializer.serialize(version)},
+    )
     return kind

@@ -6,7 +6,17 @@ from typing import Any
 
 from projector import AggregateProjection, AttributeVersion, Count, DocumentProjection, Sum
 
-ORDER_FIELDS = ("order_id", "customer_id", "status", "total", "currency", "created_at", "items", "note", "version")
+ORDER_FIELDS = (
+    "order_id",
+    "customer_id",
+    "status",
+    "total",
+    "currency",
+    "created_at",
+    "items",
+    "note",
+    "version",
+)
 COUNTED_AS_SALES = frozenset({"PAID", "SHIPPED"})
 
 

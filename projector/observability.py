@@ -31,8 +31,11 @@ def record_batch(outcome: BatchOutcome, duration_ms: float) -> None:
     metrics.add_metric(name="RecordsApplied", unit=MetricUnit.Count, value=outcome.applied)
     metrics.add_metric(name="RecordsStale", unit=MetricUnit.Count, value=outcome.stale)
     metrics.add_metric(name="DeadLettered", unit=MetricUnit.Count, value=outcome.dead_lettered)
-    metrics.add_metric(name="RecordsFailed", unit=MetricUnit.Count,
-                       value=0 if outcome.first_failed is None else outcome.records - outcome.first_failed)
+    metrics.add_metric(
+        name="RecordsFailed",
+        unit=MetricUnit.Count,
+        value=0 if outcome.first_failed is None else outcome.records - outcome.first_failed,
+    )
     metrics.add_metric(name="TtlDeletes", unit=MetricUnit.Count, value=outcome.expired_deletes)
     metrics.add_metric(name="BatchDuration", unit=MetricUnit.Milliseconds, value=duration_ms)
     if outcome.max_lag_s is not None:

@@ -18,8 +18,10 @@ def create_source_table(client: Any, table: str, key_attributes: tuple[str, ...]
         client.create_table(
             TableName=table,
             AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in key_attributes],
-            KeySchema=[{"AttributeName": name, "KeyType": kind} for name, kind in zip(key_attributes, names,
-                                                                                   strict=False)],
+            KeySchema=[
+                {"AttributeName": name, "KeyType": kind}
+                for name, kind in zip(key_attributes, names, strict=False)
+            ],
             BillingMode="PAY_PER_REQUEST",
             StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
         )
@@ -42,7 +44,9 @@ def setup(runtime: Runtime, with_source_table: bool = False) -> dict[str, Any]:
 
         for projection in registry.documents:
             indexes.ensure(runtime.opensearch, projection, settings.index_prefix)
-            report["indexes"].append({"projection": projection.name, "alias": settings.index_prefix + projection.name})
+            report["indexes"].append(
+                {"projection": projection.name, "alias": settings.index_prefix + projection.name}
+            )
     if registry.aggregates:
         from projector.sinks.aggregates.table import ensure_table
 

@@ -26,7 +26,10 @@ def change_from_record(record: StreamRecord, batch_index: int, raw: dict[str, An
 
 
 def change_from_item(
-    item: dict[str, Any], key_attributes: tuple[str, ...], stamp: BackfillStamp, batch_index: int = 0,
+    item: dict[str, Any],
+    key_attributes: tuple[str, ...],
+    stamp: BackfillStamp,
+    batch_index: int = 0,
     raw: dict[str, Any] | None = None,
 ) -> Change:
     """A scanned item as an upsert: ranked by its version attribute, or below the scan start (stream mode)."""

@@ -41,7 +41,9 @@ class _Commands(click.Group):
         return found
 
 
-@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.option("-v", "--verbose", count=True, help="More log output on stderr (-v info, -vv debug).")
 def cli(verbose: int) -> None:
     """projector: exact, idempotent projections of a DynamoDB table's stream.
@@ -50,7 +52,9 @@ def cli(verbose: int) -> None:
     the local servers that `scripts/services start` runs.
     """
     level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
-    logging.basicConfig(level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=level, stream=sys.stderr, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     if verbose == 0:
         # opensearch-py logs every failed request with a traceback; the command reports it in one line.
         logging.getLogger("opensearch").setLevel(logging.CRITICAL)
@@ -80,7 +84,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as error:
         if os.environ.get("PROJECTOR_DEBUG"):
             raise
-        click.echo(f"error: {type(error).__name__}: {error} (PROJECTOR_DEBUG=1 shows the traceback)", err=True)
+        click.echo(
+            f"error: {type(error).__name__}: {error} (PROJECTOR_DEBUG=1 shows the traceback)", err=True
+        )
         sys.exit(1)
 
 

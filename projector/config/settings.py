@@ -39,7 +39,9 @@ class Settings(BaseSettings):
     def _url(cls, value: str) -> str:
         parsed = urlparse(value)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ValueError(f"must be an http(s) URL such as https://search-domain.region.es.amazonaws.com, got {value!r}")
+            raise ValueError(
+                f"must be an http(s) URL such as https://search-domain.region.es.amazonaws.com, got {value!r}"
+            )
         return value.rstrip("/")
 
     @field_validator("dynamodb_endpoint")

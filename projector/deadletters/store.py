@@ -73,8 +73,13 @@ class S3DeadLetterStore(DeadLetterStore):
 
     def put(self, letter: DeadLetter) -> str:
         key = self._key(PENDING, letter.id)
-        self.client.put_object(Bucket=self.bucket, Key=key, Body=letter.model_dump_json().encode(),
-                               ContentType="application/json", IfNoneMatch="*")
+        self.client.put_object(
+            Bucket=self.bucket,
+            Key=key,
+            Body=letter.model_dump_json().encode(),
+            ContentType="application/json",
+            IfNoneMatch="*",
+        )
         return f"s3://{self.bucket}/{key}"
 
     def list(self, include_redriven: bool = False) -> Iterator[DeadLetter]:
@@ -89,8 +94,11 @@ class S3DeadLetterStore(DeadLetterStore):
 
     def mark_redriven(self, letter: DeadLetter) -> None:
         source = self._key(PENDING, letter.id)
-        self.client.copy_object(Bucket=self.bucket, Key=self._key(REDRIVEN, letter.id),
-                                CopySource={"Bucket": self.bucket, "Key": source})
+        self.client.copy_object(
+            Bucket=self.bucket,
+            Key=self._key(REDRIVEN, letter.id),
+            CopySource={"Bucket": self.bucket, "Key": source},
+        )
         self.client.delete_object(Bucket=self.bucket, Key=source)
 
 

@@ -38,9 +38,15 @@ class BatchOutcome:
 
     def summary(self) -> dict[str, Any]:
         return {
-            "records": self.records, "applied": self.applied, "stale": self.stale,
-            "dead_lettered": self.dead_lettered, "expired_deletes": self.expired_deletes,
-            "failed_from": self.first_failed, "first_failed_sequence": self.first_failed_sequence,
-            "first_sequence": self.first_sequence, "last_sequence": self.last_sequence,
-            "max_lag_s": self.max_lag_s, "requests": self.requests,
+            "records": self.records,
+            "applied": self.applied,
+            "stale": self.stale,
+            "dead_lettered": self.dead_lettered,
+            "expired_deletes": self.expired_deletes,
+            "failed_from": self.first_failed,
+            "first_failed_sequence": self.first_failed_sequence,
+            "first_sequence": self.first_sequence,
+            "last_sequence": self.last_sequence,
+            "max_lag_s": self.max_lag_s,
+            "requests": self.requests,
         }

@@ -74,9 +74,18 @@ class BatchProcessor:
                 change = change_from_record(record, index, raw if isinstance(raw, dict) else None)
             except MalformedRecordError as error:
                 logger.warning("malformed record %d dead-lettered: %s", index, error)
-                self._dead_letter(outcome, index, error.sequence_number, DeadLetter(
-                    reason="malformed", error=str(error), sequence_number=error.sequence_number,
-                    event_source_arn=_arn(raw), record=raw))
+                self._dead_letter(
+                    outcome,
+                    index,
+                    error.sequence_number,
+                    DeadLetter(
+                        reason="malformed",
+                        error=str(error),
+                        sequence_number=error.sequence_number,
+                        event_source_arn=_arn(raw),
+                        record=raw,
+                    ),
+                )
                 continue
             if outcome.first_sequence is None:
                 outcome.first_sequence = change.sequence_number
@@ -89,8 +98,9 @@ class BatchProcessor:
             changes.append(change)
         return changes
 
-    def _apply(self, projections: list[Projection], changes: list[Change], deadline: Deadline,
-               outcome: BatchOutcome) -> None:
+    def _apply(
+        self, projections: list[Projection], changes: list[Change], deadline: Deadline, outcome: BatchOutcome
+    ) -> None:
         jobs = [(projection, self._sink_for(projection)) for projection in projections]
         grouped = {projection.name: group_by_item(projection, changes) for projection in projections}
 
@@ -110,14 +120,29 @@ class BatchProcessor:
             for item_id, error in result.failed.items():
                 item = items[item_id]
                 applied_everywhere.difference_update(change.batch_index for change in item.changes)
-                outcome.fail_at(item.first_index, item.changes[0].sequence_number, f"{projection.name}: {error}")
+                outcome.fail_at(
+                    item.first_index, item.changes[0].sequence_number, f"{projection.name}: {error}"
+                )
             for change, error in result.poison:
-                logger.warning("poison change at record %d for %s dead-lettered: %s",
-                               change.batch_index, projection.name, error)
-                self._dead_letter(outcome, change.batch_index, change.sequence_number, DeadLetter(
-                    reason="poison", projection=projection.name, error=error,
-                    sequence_number=change.sequence_number, event_source_arn=_arn(change.record),
-                    record=change.record))
+                logger.warning(
+                    "poison change at record %d for %s dead-lettered: %s",
+                    change.batch_index,
+                    projection.name,
+                    error,
+                )
+                self._dead_letter(
+                    outcome,
+                    change.batch_index,
+                    change.sequence_number,
+                    DeadLetter(
+                        reason="poison",
+                        projection=projection.name,
+                        error=error,
+                        sequence_number=change.sequence_number,
+                        event_source_arn=_arn(change.record),
+                        record=change.record,
+                    ),
+                )
             outcome.stale += result.stale
         outcome.applied = len([c for c in changes if c.batch_index in applied_everywhere])
 
@@ -127,7 +152,9 @@ class BatchProcessor:
             raise RuntimeError(f"no sink configured for projection {projection.name!r}")
         return sink
 
-    def _dead_letter(self, outcome: BatchOutcome, index: int, sequence: str | None, letter: DeadLetter) -> None:
+    def _dead_letter(
+        self, outcome: BatchOutcome, index: int, sequence: str | None, letter: DeadLetter
+    ) -> None:
         if not outcome.store_poison:
             outcome.fail_at(index, sequence, letter.error)
             return

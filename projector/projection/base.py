@@ -52,7 +52,9 @@ class Projection(BaseModel):
     key_attributes: tuple[str, ...] = Field(min_length=1, max_length=2)
     version: VersionPolicy = AttributeVersion()
     keep_expired: bool = False
-    revision: int = Field(default=1, ge=1, description="bump when the mapping logic changes, to flag a rebuild")
+    revision: int = Field(
+        default=1, ge=1, description="bump when the mapping logic changes, to flag a rebuild"
+    )
 
     @field_validator("name")
     @classmethod
@@ -69,8 +71,12 @@ class Projection(BaseModel):
 
     def definition(self) -> dict[str, Any]:
         """What a stored build is compared with to tell whether it needs a rebuild."""
-        return {"name": self.name, "keys": list(self.key_attributes), "version": self.version.model_dump(),
-                "revision": self.revision}
+        return {
+            "name": self.name,
+            "keys": list(self.key_attributes),
+            "version": self.version.model_dump(),
+            "revision": self.revision,
+        }
 
     def definition_hash(self) -> str:
         text = json.dumps(self.definition(), sort_keys=True, default=str)
@@ -92,7 +98,9 @@ class DocumentProjection(Projection):
         if "properties" not in value or not isinstance(value["properties"], dict):
             raise ValueError("mappings needs a 'properties' object (explicit types: no dynamic guessing)")
         if value.get("dynamic", "strict") != "strict":
-            raise ValueError("mappings must be dynamic: strict (an unmapped field is a poison record, not a guess)")
+            raise ValueError(
+                "mappings must be dynamic: strict (an unmapped field is a poison record, not a guess)"
+            )
         return {**value, "dynamic": "strict"}
 
     @model_validator(mode="after")
@@ -104,8 +112,12 @@ class DocumentProjection(Projection):
         return self
 
     def definition(self) -> dict[str, Any]:
-        return {**super().definition(), "mappings": self.mappings, "settings": self.settings,
-                "text_fields": list(self.text_fields)}
+        return {
+            **super().definition(),
+            "mappings": self.mappings,
+            "settings": self.settings,
+            "text_fields": list(self.text_fields),
+        }
 
 
 class Count(BaseModel):
@@ -163,8 +175,11 @@ class AggregateProjection(Projection):
         return result
 
     def definition(self) -> dict[str, Any]:
-        return {**super().definition(), "group_name": self.group_name,
-                "measures": {name: m.model_dump() for name, m in self.measures.items()}}
+        return {
+            **super().definition(),
+            "group_name": self.group_name,
+            "measures": {name: m.model_dump() for name, m in self.measures.items()},
+        }
 
 
 def field_mapping(mappings: dict[str, Any], dotted: str) -> dict[str, Any] | None:

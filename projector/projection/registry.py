@@ -58,7 +58,9 @@ def load_projections(modules: str) -> Registry:
                     continue
                 existing = found.get(value.name)
                 if existing is not None and existing is not value:
-                    raise ConfigurationError(f"two projections are named {value.name!r} (in {module.__name__})")
+                    raise ConfigurationError(
+                        f"two projections are named {value.name!r} (in {module.__name__})"
+                    )
                 found[value.name] = value
     if not found:
         raise ConfigurationError(f"no projections found in PROJECTOR_PROJECTIONS={modules!r}")

@@ -43,13 +43,16 @@ def retrying(
 
     def log_retry(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
-        logger.warning("retrying %s (attempt %d) after %s: %s", what, state.attempt_number,
-                       type(error).__name__, error)
+        logger.warning(
+            "retrying %s (attempt %d) after %s: %s", what, state.attempt_number, type(error).__name__, error
+        )
 
     return Retrying(
         retry=retry_if_exception(is_retryable),
         stop=stop_after_attempt(policy.max_attempts) | out_of_time,
-        wait=wait_exponential_jitter(multiplier=policy.initial_wait_s, max=policy.max_wait_s, jitter=policy.jitter_s),
+        wait=wait_exponential_jitter(
+            multiplier=policy.initial_wait_s, max=policy.max_wait_s, jitter=policy.jitter_s
+        ),
         before_sleep=log_retry,
         reraise=True,
     )

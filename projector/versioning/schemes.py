@@ -38,8 +38,13 @@ class VersionScheme(ABC):
         position = change.position.sort_key if change.position else None
         if previous is not None and previous.position is not None:
             position = max(position, previous.position) if position else previous.position
-        return ItemState(life=life, rev=rev, deleted=change.kind is ChangeKind.REMOVE, position=position,
-                         seen_at=change.happened_at)
+        return ItemState(
+            life=life,
+            rev=rev,
+            deleted=change.kind is ChangeKind.REMOVE,
+            position=position,
+            seen_at=change.happened_at,
+        )
 
 
 class AttributeScheme(VersionScheme):
@@ -52,16 +57,22 @@ class AttributeScheme(VersionScheme):
         image = change.old_image if change.kind is ChangeKind.REMOVE else change.new_image
         if image is None:
             side = "OldImage" if change.kind is ChangeKind.REMOVE else "NewImage"
-            raise VersionError(f"{change.kind} without {side}: the stream view type must be NEW_AND_OLD_IMAGES")
+            raise VersionError(
+                f"{change.kind} without {side}: the stream view type must be NEW_AND_OLD_IMAGES"
+            )
         value = image.get(self.attribute)
         if value is None:
-            raise VersionError(f"item has no {self.attribute!r} attribute to order its changes by "
-                               "(use StreamPositionVersion for tables without one)")
+            raise VersionError(
+                f"item has no {self.attribute!r} attribute to order its changes by "
+                "(use StreamPositionVersion for tables without one)"
+            )
         if isinstance(value, bool) or not isinstance(value, Decimal | int) or value != int(value):
             raise VersionError(f"attribute {self.attribute!r} must be a whole number, got {value!r}")
         number = int(value)
         if not 0 <= number <= _MAX_ATTRIBUTE_VERSION:
-            raise VersionError(f"attribute {self.attribute!r} must be within 0..{_MAX_ATTRIBUTE_VERSION}, got {number}")
+            raise VersionError(
+                f"attribute {self.attribute!r} must be within 0..{_MAX_ATTRIBUTE_VERSION}, got {number}"
+            )
         return number
 
     def advance(self, state: ItemState | None, change: Change) -> ItemState | None:
@@ -131,8 +142,13 @@ class StreamScheme(VersionScheme):
             return None
         base = StreamPosition.seconds_of(position) << self.SUBSECOND_BITS
         rev = base if state is None else max(state.rev + 1, base)
-        return ItemState(life=0, rev=rev, deleted=change.kind is ChangeKind.REMOVE, position=position,
-                         seen_at=change.happened_at)
+        return ItemState(
+            life=0,
+            rev=rev,
+            deleted=change.kind is ChangeKind.REMOVE,
+            position=position,
+            seen_at=change.happened_at,
+        )
 
     def external_version(self, state: ItemState) -> int:
         return state.rev

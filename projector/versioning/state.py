@@ -27,10 +27,20 @@ class ItemState:
         return (self.life, self.rev, int(self.deleted))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"life": self.life, "rev": self.rev, "deleted": self.deleted, "position": self.position,
-                "seen_at": self.seen_at}
+        return {
+            "life": self.life,
+            "rev": self.rev,
+            "deleted": self.deleted,
+            "position": self.position,
+            "seen_at": self.seen_at,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ItemState:
-        return cls(life=int(data["life"]), rev=int(data["rev"]), deleted=bool(data["deleted"]),
-                   position=data.get("position"), seen_at=float(data["seen_at"]))
+        return cls(
+            life=int(data["life"]),
+            rev=int(data["rev"]),
+            deleted=bool(data["deleted"]),
+            position=data.get("position"),
+            seen_at=float(data["seen_at"]),
+        )

@@ -72,8 +72,9 @@ def seed(dynamodb: Any, table: str, count: int, seed_value: int = 1) -> list[dic
     return orders
 
 
-def test_batch_projects_documents_and_aggregates(pipeline: Any, dynamodb: Any, dynamodbstreams: Any,
-                                                 opensearch: Any) -> None:
+def test_batch_projects_documents_and_aggregates(
+    pipeline: Any, dynamodb: Any, dynamodbstreams: Any, opensearch: Any
+) -> None:
     orders = seed(dynamodb, pipeline.source_table, 40)
     update_order(dynamodb, pipeline.source_table, orders[0], status="CANCELLED")
     update_order(dynamodb, pipeline.source_table, orders[1], customer_id="C9999")
@@ -83,8 +84,9 @@ def test_batch_projects_documents_and_aggregates(pipeline: Any, dynamodb: Any, d
     assert_projections_equal_source(dynamodb, opensearch, pipeline)
 
 
-def test_replays_and_duplicates_change_nothing(pipeline: Any, dynamodb: Any, dynamodbstreams: Any,
-                                               opensearch: Any) -> None:
+def test_replays_and_duplicates_change_nothing(
+    pipeline: Any, dynamodb: Any, dynamodbstreams: Any, opensearch: Any
+) -> None:
     orders = seed(dynamodb, pipeline.source_table, 20, seed_value=2)
     for order in orders[:10]:
         update_order(dynamodb, pipeline.source_table, order, status="SHIPPED")
@@ -92,19 +94,24 @@ def test_replays_and_duplicates_change_nothing(pipeline: Any, dynamodb: Any, dyn
     assert handle(records) == {"batchItemFailures": []}
     alias = pipeline.index_prefix + "orders"
     before = visible_documents(opensearch, alias)
-    versions = {hit["_id"]: hit["_version"] for hit in opensearch.search(
-        index=alias, body={"size": 100, "version": True})["hits"]["hits"]}
+    versions = {
+        hit["_id"]: hit["_version"]
+        for hit in opensearch.search(index=alias, body={"size": 100, "version": True})["hits"]["hits"]
+    }
     doubled = [record for record in records for _ in range(2)]
     for batch in (records, doubled, records[5:], list(reversed(records))):
         assert handle(batch) == {"batchItemFailures": []}
     assert visible_documents(opensearch, alias) == before
-    assert {hit["_id"]: hit["_version"] for hit in opensearch.search(
-        index=alias, body={"size": 100, "version": True})["hits"]["hits"]} == versions
+    assert {
+        hit["_id"]: hit["_version"]
+        for hit in opensearch.search(index=alias, body={"size": 100, "version": True})["hits"]["hits"]
+    } == versions
     assert_projections_equal_source(dynamodb, opensearch, pipeline)
 
 
-def test_older_change_after_newer_one_changes_nothing(pipeline: Any, dynamodb: Any, dynamodbstreams: Any,
-                                                     opensearch: Any) -> None:
+def test_older_change_after_newer_one_changes_nothing(
+    pipeline: Any, dynamodb: Any, dynamodbstreams: Any, opensearch: Any
+) -> None:
     order = seed(dynamodb, pipeline.source_table, 1, seed_value=3)[0]
     for status in ("PAID", "SHIPPED", "CANCELLED"):
         order = update_order(dynamodb, pipeline.source_table, order, status=status)
@@ -113,11 +120,15 @@ def test_older_change_after_newer_one_changes_nothing(pipeline: Any, dynamodb: A
     for record in reversed(records[:-1]):
         assert handle([record]) == {"batchItemFailures": []}
     assert_projections_equal_source(dynamodb, opensearch, pipeline)
-    assert visible_documents(opensearch, pipeline.index_prefix + "orders")[order["order_id"]]["status"] == "CANCELLED"
+    assert (
+        visible_documents(opensearch, pipeline.index_prefix + "orders")[order["order_id"]]["status"]
+        == "CANCELLED"
+    )
 
 
-def test_delete_wins_after_gc_deletes_and_a_restart(pipeline: Any, dynamodb: Any, dynamodbstreams: Any,
-                                                    opensearch: Any) -> None:
+def test_delete_wins_after_gc_deletes_and_a_restart(
+    pipeline: Any, dynamodb: Any, dynamodbstreams: Any, opensearch: Any
+) -> None:
     from devservers.opensearch import OpenSearch as OpenSearchServer
 
     orders = seed(dynamodb, pipeline.source_table, 3, seed_value=4)
@@ -129,7 +140,11 @@ def test_delete_wins_after_gc_deletes_and_a_restart(pipeline: Any, dynamodb: Any
     assert handle(records) == {"batchItemFailures": []}
     time.sleep(2.5)
     opensearch.indices.refresh(index=physical)
-    stale = [r for r in records if r["eventName"] != "REMOVE" and r["dynamodb"]["Keys"]["order_id"]["S"] == orders[0]["order_id"]]
+    stale = [
+        r
+        for r in records
+        if r["eventName"] != "REMOVE" and r["dynamodb"]["Keys"]["order_id"]["S"] == orders[0]["order_id"]
+    ]
     assert handle(stale) == {"batchItemFailures": []}
     assert orders[0]["order_id"] not in visible_documents(opensearch, pipeline.index_prefix + "orders")
 
@@ -146,7 +161,9 @@ def test_delete_wins_after_gc_deletes_and_a_restart(pipeline: Any, dynamodb: Any
     assert_projections_equal_source(dynamodb, opensearch, pipeline)
 
 
-def test_recreated_key_is_a_new_life(pipeline: Any, dynamodb: Any, dynamodbstreams: Any, opensearch: Any) -> None:
+def test_recreated_key_is_a_new_life(
+    pipeline: Any, dynamodb: Any, dynamodbstreams: Any, opensearch: Any
+) -> None:
     order = seed(dynamodb, pipeline.source_table, 1, seed_value=5)[0]
     order = update_order(dynamodb, pipeline.source_table, order, status="PAID")
     order = update_order(dynamodb, pipeline.source_table, order, status="SHIPPED")
@@ -155,7 +172,9 @@ def test_recreated_key_is_a_new_life(pipeline: Any, dynamodb: Any, dynamodbstrea
     time.sleep(1.1)
     reborn = {**make_order(random.Random(99), order["order_id"]), "note": "second life"}
     put_order(dynamodb, pipeline.source_table, reborn)
-    new_life = capture_records(dynamodb, dynamodbstreams, pipeline.source_table, after=old_life[-1]["dynamodb"]["SequenceNumber"])
+    new_life = capture_records(
+        dynamodb, dynamodbstreams, pipeline.source_table, after=old_life[-1]["dynamodb"]["SequenceNumber"]
+    )
     assert handle(old_life + new_life) == {"batchItemFailures": []}
     assert handle(old_life) == {"batchItemFailures": []}
     assert handle(old_life[:2]) == {"batchItemFailures": []}
@@ -165,12 +184,21 @@ def test_recreated_key_is_a_new_life(pipeline: Any, dynamodb: Any, dynamodbstrea
 
 
 def test_poison_records_are_dead_lettered_whole_and_the_rest_applied(
-        pipeline: Any, dynamodb: Any, dynamodbstreams: Any, opensearch: Any) -> None:
+    pipeline: Any, dynamodb: Any, dynamodbstreams: Any, opensearch: Any
+) -> None:
     seed(dynamodb, pipeline.source_table, 5, seed_value=6)
     records = capture_records(dynamodb, dynamodbstreams, pipeline.source_table)
     malformed = {**records[1], "dynamodb": {**records[1]["dynamodb"], "NewImage": {"total": {"X": "1"}}}}
-    unmapped = {**records[2], "dynamodb": {**records[2]["dynamodb"], "NewImage": {
-        **records[2]["dynamodb"]["NewImage"], "items": {"L": [{"M": {"sku": {"S": "A"}, "colour": {"S": "red"}}}]}}}}
+    unmapped = {
+        **records[2],
+        "dynamodb": {
+            **records[2]["dynamodb"],
+            "NewImage": {
+                **records[2]["dynamodb"]["NewImage"],
+                "items": {"L": [{"M": {"sku": {"S": "A"}, "colour": {"S": "red"}}}]},
+            },
+        },
+    }
     batch = [records[0], malformed, unmapped, records[3], records[4]]
     assert handle(batch) == {"batchItemFailures": []}
     letters = list(runtime().dead_letters.list())
@@ -184,7 +212,8 @@ def test_poison_records_are_dead_lettered_whole_and_the_rest_applied(
 
 
 def test_unreachable_opensearch_reports_first_record_within_deadline_then_converges(
-        pipeline: Any, dynamodb: Any, dynamodbstreams: Any, opensearch: Any, monkeypatch: Any) -> None:
+    pipeline: Any, dynamodb: Any, dynamodbstreams: Any, opensearch: Any, monkeypatch: Any
+) -> None:
     from devservers.toxiproxy import start_toxiproxy
 
     toxiproxy = start_toxiproxy()
@@ -203,7 +232,9 @@ def test_unreachable_opensearch_reports_first_record_within_deadline_then_conver
         started = time.monotonic()
         response = handle(records, seconds=6)
         assert time.monotonic() - started < 6
-        assert response == {"batchItemFailures": [{"itemIdentifier": records[0]["dynamodb"]["SequenceNumber"]}]}
+        assert response == {
+            "batchItemFailures": [{"itemIdentifier": records[0]["dynamodb"]["SequenceNumber"]}]
+        }
         toxiproxy.set_enabled(name, True)
         assert handle(records) == {"batchItemFailures": []}
         assert_projections_equal_source(dynamodb, opensearch, pipeline)

@@ -17,9 +17,13 @@ def put_order(dynamodb: Any, table: str, order: dict[str, Any]) -> None:
 def update_order(dynamodb: Any, table: str, order: dict[str, Any], **changes: Any) -> dict[str, Any]:
     """Write a new version of ``order`` (version + 1) under a condition on the current version."""
     updated = {**order, **changes, "version": order["version"] + 1}
-    dynamodb.put_item(TableName=table, Item={k: _serializer.serialize(v) for k, v in updated.items()},
-                      ConditionExpression="#v = :v", ExpressionAttributeNames={"#v": "version"},
-                      ExpressionAttributeValues={":v": _serializer.serialize(order["version"])})
+    dynamodb.put_item(
+        TableName=table,
+        Item={k: _serializer.serialize(v) for k, v in updated.items()},
+        ConditionExpression="#v = :v",
+        ExpressionAttributeNames={"#v": "version"},
+        ExpressionAttributeValues={":v": _serializer.serialize(order["version"])},
+    )
     return updated
 
 

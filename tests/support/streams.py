@@ -11,19 +11,25 @@ def stream_arn(dynamodb: Any, table: str) -> str:
     return dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
 
 
-def capture_records(dynamodb: Any, streams: Any, table: str, after: str | None = None) -> list[dict[str, Any]]:
+def capture_records(
+    dynamodb: Any, streams: Any, table: str, after: str | None = None
+) -> list[dict[str, Any]]:
     """Every record on the table's stream (after sequence ``after``), as Lambda-shaped JSON dicts."""
     arn = stream_arn(dynamodb, table)
     region = streams.meta.region_name
     records: list[dict[str, Any]] = []
     for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
         if after:
-            iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
-                                                  ShardIteratorType="AFTER_SEQUENCE_NUMBER",
-                                                  SequenceNumber=after)["ShardIterator"]
+            iterator = streams.get_shard_iterator(
+                StreamArn=arn,
+                ShardId=shard["ShardId"],
+                ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                SequenceNumber=after,
+            )["ShardIterator"]
         else:
-            iterator = streams.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"],
-                                                  ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+            iterator = streams.get_shard_iterator(
+                StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
+            )["ShardIterator"]
         while iterator:
             page = streams.get_records(ShardIterator=iterator, Limit=1000)
             for raw in page["Records"]:

@@ -32,7 +32,9 @@ def same_document(expected: dict[str, Any], actual: dict[str, Any]) -> bool:
 
     def norm(value: Any) -> Any:
         if isinstance(value, dict):
-            return {k: norm(v) for k, v in value.items() if not k.startswith(("_projector", "projector_meta"))}
+            return {
+                k: norm(v) for k, v in value.items() if not k.startswith(("_projector", "projector_meta"))
+            }
         if isinstance(value, list):
             return [norm(v) for v in value]
         if isinstance(value, bool) or value is None or isinstance(value, str):

@@ -23,9 +23,19 @@ def list_letters(include_redriven: bool, as_json: bool) -> None:
     data = {"count": len(letters), "letters": [letter.model_dump(mode="json") for letter in letters]}
 
     def human(payload: dict) -> None:
-        rows = [(entry["id"], entry["reason"], entry["projection"] or "-", entry["sequence_number"] or "-",
-                 entry["error"][:100]) for entry in payload["letters"]]
-        print_table(f"{payload['count']} dead letters", ["id", "reason", "projection", "sequence", "error"], rows)
+        rows = [
+            (
+                entry["id"],
+                entry["reason"],
+                entry["projection"] or "-",
+                entry["sequence_number"] or "-",
+                entry["error"][:100],
+            )
+            for entry in payload["letters"]
+        ]
+        print_table(
+            f"{payload['count']} dead letters", ["id", "reason", "projection", "sequence", "error"], rows
+        )
 
     emit(data, as_json, human)
 
@@ -51,7 +61,9 @@ def redrive_letters(letter_ids: tuple[str, ...], as_json: bool) -> None:
 
     def human(payload: dict) -> None:
         for entry in payload["letters"]:
-            click.echo(f"{entry['id']}  {'redriven' if entry['redriven'] else 'still failing: ' + str(entry['error'])}")
+            click.echo(
+                f"{entry['id']}  {'redriven' if entry['redriven'] else 'still failing: ' + str(entry['error'])}"
+            )
         click.echo(f"redriven {payload['redriven']}, still failing {payload['failed']}")
 
     emit(data, as_json, human)

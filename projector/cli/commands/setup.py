@@ -8,8 +8,11 @@ from projector.cli.output import emit, json_option
 
 
 @click.command("setup")
-@click.option("--with-source-table", is_flag=True,
-              help="Also create the source table with a NEW_AND_OLD_IMAGES stream (local use).")
+@click.option(
+    "--with-source-table",
+    is_flag=True,
+    help="Also create the source table with a NEW_AND_OLD_IMAGES stream (local use).",
+)
 @json_option
 def command(with_source_table: bool, as_json: bool) -> None:
     """Create index templates, the first physical indexes and read/write aliases, and the aggregates table.
