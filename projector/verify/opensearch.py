@@ -33,11 +33,13 @@ from projector.sinks.opensearch import indexes
 from projector.sinks.opensearch.serializer import dumps, merge_objects, to_json
 from projector.sinks.opensearch.types import META_FIELD, READ_FILTER, meta_of
 from projector.versioning import AttributeScheme, ItemState, VersionError, scheme_for
+from projector.versioning.schemes import LIFE_MARGIN_S
 
 if TYPE_CHECKING:
     from projector.projection.base import DocumentProjection
     from projector.runtime import Runtime
     from projector.sinks.opensearch.types import StoredDocument
+    from projector.verify.source import Source
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,7 @@ class Candidate:
     kind: str
     item: dict[str, Any] | None
     stored: StoredDocument | None
+    read_at: float
 
 
 class DocumentCheck:
@@ -71,23 +74,42 @@ class DocumentCheck:
         self._lock = threading.Lock()
 
     # comparing ------------------------------------------------------------------------------------------
-    def compare(self, items: list[dict[str, Any]]) -> list[Candidate]:
-        """Compare scanned items with their documents (one mget); the ones that disagree."""
+    def compare(self, items: list[dict[str, Any]], read_at: float) -> list[Candidate]:
+        """First pass: scanned items against their documents (one mget); the ones that disagree."""
         by_id = {self.projection.item_id(item): item for item in items}
         with self._lock:
             self.seen.update(by_id)
-        return self.recompare(by_id, list(by_id))
+        return self._candidates(by_id, self._stored(list(by_id)), list(by_id), read_at)
 
-    def recompare(self, items: dict[str, dict[str, Any]], ids: list[str]) -> list[Candidate]:
-        """Compare ``ids`` (absent from ``items``: gone from the source) with their stored documents."""
+    def extras(self) -> list[Candidate]:
+        """First pass: visible documents whose id the scan never read (the item may be newer)."""
+        unseen = [item_id for item_id in self.visible_ids() if item_id not in self.seen]
+        return self._candidates({}, self._stored(unseen), unseen, time.time())
+
+    def recheck(self, source: Source, ids: list[str]) -> dict[str, Candidate]:
+        """Second pass: documents first, then a consistent read of the items, so an item read live after
+        its tombstone was seen is a re-creation, never the life the tombstone ended."""
+        stored = self._stored(ids)
+        read_at = time.time()
+        return {found.id: found for found in self._candidates(source.get(ids), stored, ids, read_at)}
+
+    def _stored(self, ids: list[str]) -> dict[str, StoredDocument]:
         assert self.sink is not None
-        stored = self.sink.read_documents(self.projection, ids, index=self.index) if ids else {}
+        return self.sink.read_documents(self.projection, ids, index=self.index) if ids else {}
+
+    def _candidates(
+        self,
+        items: dict[str, dict[str, Any]],
+        stored: dict[str, StoredDocument],
+        ids: list[str],
+        read_at: float,
+    ) -> list[Candidate]:
         found = []
         for item_id in ids:
             item, document = items.get(item_id), stored.get(item_id)
             kind = self.classify(item, document)
             if kind is not None:
-                found.append(Candidate(item_id, kind, item, document))
+                found.append(Candidate(item_id, kind, item, document, read_at))
         return found
 
     def classify(self, item: dict[str, Any] | None, stored: StoredDocument | None) -> str | None:
@@ -126,11 +148,6 @@ class DocumentCheck:
         query = {"query": {"bool": {"filter": [READ_FILTER]}}, "_source": False}
         return [hit["_id"] for hit in helpers.scan(self.client, query=query, index=self.index, size=2000)]
 
-    def extras(self) -> list[Candidate]:
-        """Visible documents whose id the scan never read (candidates: the item may be newer)."""
-        unseen = [item_id for item_id in self.visible_ids() if item_id not in self.seen]
-        return self.recompare({}, unseen)
-
     def finding_detail(self, candidate: Candidate) -> dict[str, Any]:
         detail: dict[str, Any] = {}
         if candidate.stored is not None:
@@ -147,12 +164,15 @@ class DocumentCheck:
     # repairing ------------------------------------------------------------------------------------------
     def repair(self, candidate: Candidate) -> bool:
         """One versioned write that puts the document right; False when a newer write got there first."""
-        now = time.time()
+        now = candidate.read_at
         stored = candidate.stored.state if candidate.stored is not None else None
         document: dict[str, Any] | None = None
         if candidate.kind == "extra" or candidate.item is None:
             assert stored is not None
-            state = replace(stored, deleted=True, seen_at=now)
+            # The delete happened before ``now`` (the item was already gone); dating the tombstone a margin
+            # earlier makes a re-creation after ``now`` a new life, while changes of the ended life,
+            # which all happened before the delete, still cannot revive it.
+            state = replace(stored, deleted=True, seen_at=now - LIFE_MARGIN_S - 1.0)
         else:
             document = self.projection.document(candidate.item)
             if candidate.kind == "mismatch" and stored is not None:

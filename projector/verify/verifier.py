@@ -85,7 +85,7 @@ class Verifier:
         def on_page(page: Page) -> None:
             items = _decode(page)
             for check in documents:
-                found = check.compare(items)
+                found = check.compare(items, page.read_at)
                 with lock:
                     first[check.projection.name].extend(found)
             for group_check in groups:
@@ -124,9 +124,7 @@ class Verifier:
         verdict = Verdict(check.projection.name, "search", checked=checked)
         stable: list[Candidate] = []
         if first:
-            ids = [candidate.id for candidate in first]
-            fresh = source.get(ids)
-            again = {candidate.id: candidate for candidate in check.recompare(fresh, ids)}
+            again = check.recheck(source, [candidate.id for candidate in first])
             for before in first:
                 after = again.get(before.id)
                 if after is None:
