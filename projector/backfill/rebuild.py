@@ -42,9 +42,13 @@ class Layout:
     kind: str
     read: str | None
     writes: tuple[str, ...]
-    rebuilding: bool
+    building: str | None  # the index or generation a rebuild in progress is filling
     needs_rebuild: bool
     detail: dict[str, Any]
+
+    @property
+    def rebuilding(self) -> bool:
+        return self.building is not None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -53,6 +57,7 @@ class Layout:
             "read": self.read,
             "writes": list(self.writes),
             "rebuilding": self.rebuilding,
+            "building": self.building,
             "needs_rebuild": self.needs_rebuild,
             **self.detail,
         }
@@ -121,12 +126,17 @@ class Rebuilds:
     def layout(self, projection: Projection) -> Layout:
         if isinstance(projection, DocumentProjection):
             found = indexes.describe(self.runtime.opensearch, projection, self.prefix)
+            # A write target newer than the read index is a rebuild in progress; an older one is the
+            # previous build, still written after a swap so that a rollback returns to an exact index.
+            names = indexes.names(projection, self.prefix)
+            current = names.generation_of(found.read_index or "") or 0
+            newer = [name for name in found.write_indexes if (names.generation_of(name) or 0) > current]
             return Layout(
                 projection.name,
                 "search",
                 found.read_index,
                 found.write_indexes,
-                found.rebuilding,
+                max(newer, key=lambda name: names.generation_of(name) or 0) if newer else None,
                 found.needs_rebuild,
                 {
                     "read_alias": found.read_alias,
@@ -141,7 +151,7 @@ class Rebuilds:
             "aggregate",
             generation_sk(described.read_generation),
             tuple(generation_sk(g) for g in described.write_generations),
-            described.rebuilding,
+            generation_sk(described.building_generation) if described.building_generation else None,
             described.needs_rebuild,
             {"stored_hash": described.stored_hash, "code_hash": described.code_hash},
         )

@@ -242,7 +242,7 @@ class Backfill:
                     f"no rebuild of {projection.name} in progress: run `projector backfill "
                     "--rebuild-phase begin` once before the pieces"
                 )
-            targets[projection.name] = {"kind": layout.kind, "target": layout.writes[-1]}
+            targets[projection.name] = {"kind": layout.kind, "target": layout.building}
         return targets
 
     # running ----------------------------------------------------------------------------------------
@@ -358,7 +358,7 @@ class Backfill:
         """Finish the rebuild into the recorded target; tolerate a swap done before a crash."""
         target = (checkpoint.rebuild or {})[projection.name]["target"]
         layout = self.rebuilds.layout(projection)
-        if layout.rebuilding and target in layout.writes:
+        if layout.building == target:
             return self.rebuilds.finish(projection)
         if layout.read == target:
             return target

@@ -13,7 +13,9 @@ Repairs are versioned writes into the read index, so a newer stream write always
 * mismatch: the stored state again with ``version_type=external_gte``: an equal version rewrites the
   body, a newer stream write makes it fail with 409;
 * extra: a tombstone of the stored state (same life and revision, deleted): exactly stored version + 1,
-  what the item's own REMOVE would have written, so a later re-creation (a new life) still wins.
+  what the item's own REMOVE would have written, so a later re-creation (a new life) still wins;
+* a document deleted from the index behind projector's back leaves a delete marker (for
+  ``index.gc_deletes``) that refuses the item's own version: it is written as a new life above it.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ if TYPE_CHECKING:
     from projector.verify.source import Source
 
 logger = logging.getLogger(__name__)
+
+MAX_LIFE_STEPS = 8
 
 
 @dataclass(slots=True)
@@ -182,20 +186,33 @@ class DocumentCheck:
                     stored, candidate.item, now
                 )
         visible = document is not None and not state.deleted
-        meta = dumps({META_FIELD: meta_of(state, visible)})
-        body = merge_objects(meta, dumps(document)) if visible else meta
-        try:
-            self.client.index(
-                index=self.index,
-                id=candidate.id,
-                body=body,
-                version_type="external_gte",
-                version=self.scheme.external_version(state),
-            )
-        except ConflictError:
-            logger.info("%s: %s not repaired: a newer write landed first", self.projection.name, candidate.id)
-            return False
-        return True
+        for _ in range(MAX_LIFE_STEPS):
+            meta = dumps({META_FIELD: meta_of(state, visible)})
+            body = merge_objects(meta, dumps(document)) if visible else meta
+            try:
+                self.client.index(
+                    index=self.index,
+                    id=candidate.id,
+                    body=body,
+                    version_type="external_gte",
+                    version=self.scheme.external_version(state),
+                )
+                return True
+            except ConflictError:
+                if (
+                    candidate.stored is not None
+                    or self._stored([candidate.id])
+                    or not isinstance(self.scheme, AttributeScheme)
+                ):
+                    logger.info(
+                        "%s: %s not repaired: a newer write landed first", self.projection.name, candidate.id
+                    )
+                    return False
+            # No document, yet a conflict: the delete marker of a document removed behind projector's
+            # back (kept for index.gc_deletes). A new life of the item ranks above it and below nothing
+            # the stream can still send (later changes are ranked against this state).
+            state = replace(state, life=state.life + 1)
+        return False
 
     def _new_life(self, stored: ItemState | None, item: dict[str, Any], now: float) -> ItemState:
         assert stored is not None  # advance() always accepts an item with nothing stored

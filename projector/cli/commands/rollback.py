@@ -14,8 +14,9 @@ def command(name: str, as_json: bool) -> None:
     """Undo the last rebuild of projection NAME (search index or aggregate generation), atomically.
 
     During a rebuild: stop filling the new index / generation; reads never moved. After one: reads and
-    writes go back to the previous index / generation, which missed every change written since the
-    swap; run `projector verify --repair --projection NAME` next.
+    writes go back to the previous index / generation. A search index that kept receiving live writes
+    after the swap is exact; otherwise (aggregates, older indexes) it missed the changes written since,
+    and the command says to run `projector verify --repair --projection NAME`.
     """
     from projector.backfill import Rebuilds
     from projector.runtime import Runtime
@@ -30,22 +31,24 @@ def command(name: str, as_json: bool) -> None:
         reading = rebuilds.rollback(projection)
     except (RebuildError, IndexLayoutError) as error:
         raise CommandError(str(error)) from None
+    # still written since the swap (search indexes keep the previous build behind the write alias)
+    exact = before.rebuilding or reading in before.writes
     data = {
         "projection": name,
         "kind": before.kind,
         "was_rebuilding": before.rebuilding,
         "previous": before.read,
         "reading": reading,
-        "next": None if before.rebuilding else f"projector verify --repair --projection {name}",
+        "exact": exact,
+        "next": None if exact else f"projector verify --repair --projection {name}",
     }
 
     def human(result: dict) -> None:
         if result["was_rebuilding"]:
             click.echo(f"{name}: rebuild abandoned; reads and writes stay on {result['reading']}")
-        else:
-            click.echo(
-                f"{name}: reads and writes moved back from {result['previous']} to {result['reading']}"
-            )
+            return
+        click.echo(f"{name}: reads and writes moved back from {result['previous']} to {result['reading']}")
+        if result["next"]:
             click.echo(f"it missed the changes written since the swap: run `{result['next']}`")
 
     emit(data, as_json, human)
