@@ -141,11 +141,11 @@ steps_strategy = st.lists(
     st.tuples(st.integers(0, 24), st.sampled_from([False, False, False, True]),
               st.integers(0, len(CUSTOMERS) - 1), st.integers(0, len(STATUSES) - 1),
               st.integers(0, 99_999), st.integers(0, len(DAYS) - 1)),
-    min_size=1, max_size=70,
+    min_size=1, max_size=60,
 )
 
 
-@settings(max_examples=int(os.environ.get("AGGREGATE_PROPERTY_EXAMPLES", "200")), deadline=None,
+@settings(max_examples=int(os.environ.get("AGGREGATE_PROPERTY_EXAMPLES", "175")), deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(steps=steps_strategy, data=st.data())
 def test_aggregates_equal_recomputation_from_live_items(store: Any, steps: list, data: st.DataObject) -> None:

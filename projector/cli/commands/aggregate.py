@@ -33,7 +33,17 @@ def command(name: str, key: str, as_json: bool) -> None:
     if not isinstance(projection, AggregateProjection):
         known = ", ".join(sorted(p.name for p in registry.aggregates)) or "none"
         raise CommandError(f"unknown aggregate {name!r}; aggregates: {known}", exit_code=2)
-    data = read_aggregate(dynamodb_client(settings), settings, projection, key)
+    from botocore.exceptions import ClientError
+
+    from projector.retry import Deadline
+
+    try:
+        data = read_aggregate(dynamodb_client(settings), settings, projection, key, deadline=Deadline.after(30))
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            raise CommandError(f"aggregates table {settings.aggregates_table!r} does not exist; "
+                               "run `projector setup`", exit_code=1) from None
+        raise
 
     def human(row: dict[str, Any]) -> None:
         measures = [(measure, row[measure]) for measure in projection.measures]

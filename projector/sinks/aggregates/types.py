@@ -7,6 +7,7 @@ sum of amounts stays exact to the last digit (DynamoDB keeps 38 significant digi
 from __future__ import annotations
 
 import logging
+import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -16,10 +17,12 @@ from boto3.dynamodb.types import DYNAMODB_CONTEXT
 from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
 from projector.retry.policy import DeadlineExceeded
-from projector.sinks.base import SinkResult
+from projector.sinks.aggregates.packing import Unit
+from projector.sinks.base import ItemChanges, SinkResult
 from projector.versioning.state import ItemState
 
 if TYPE_CHECKING:
+    from projector.changes.types import Change
     from projector.retry.deadline import Deadline
 
 logger = logging.getLogger(__name__)
@@ -148,6 +151,35 @@ def decode_record(item: dict[str, AttributeValue]) -> StoredRecord:
                         token=item["token"]["S"])
 
 
+@dataclass(slots=True)
+class GenerationWrite:
+    """One contribution record to put and the group deltas that go with it."""
+
+    generation: int
+    read_token: str | None
+    state: ItemState
+    contributions: Contributions
+    deltas: Contributions
+    token: str = field(default_factory=lambda: uuid.uuid4().hex)
+
+
+@dataclass(slots=True)
+class ItemPlan:
+    """An item's folded changes: the writes per generation, and how its changes were judged."""
+
+    item: ItemChanges
+    writes: list[GenerationWrite] = field(default_factory=list)
+    applied: int = 0
+    stale: int = 0
+    poison: list[tuple[Change, str]] = field(default_factory=list)
+    last: Change | None = None
+
+    @property
+    def unit(self) -> Unit[ItemPlan]:
+        groups = frozenset(f"g{w.generation}:{group}" for w in self.writes for group in w.deltas)
+        return Unit(self, len(self.writes), groups)
+
+
 @dataclass(frozen=True, slots=True)
 class Meta:
     """Which generations of a projection are read and written. ``version`` 0: no meta row yet."""
@@ -224,4 +256,6 @@ def is_transient(error: BaseException) -> bool:
 def describe_error(error: BaseException) -> str:
     code = error_code(error)
     text = str(error) or type(error).__name__
-    return f"{code}: {text}" if code else f"{type(error).__name__}: {text}"
+    if code:
+        return f"{code}: {text}"
+    return text if type(error).__name__.startswith("_") else f"{type(error).__name__}: {text}"

@@ -11,9 +11,8 @@ items are grouped into transactions (one ``ADD`` per touched group per batch whe
 from __future__ import annotations
 
 import logging
-import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -22,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from projector.config.exceptions import ConfigurationError
 from projector.projection.base import AggregateProjection
 from projector.retry.policy import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, retrying
-from projector.sinks.aggregates.packing import Unit, pack
+from projector.sinks.aggregates.packing import pack
 from projector.sinks.aggregates.table import AggregateTable, Description, read_meta, write_meta
 from projector.sinks.aggregates.types import (
     BATCH_GET_KEYS,
@@ -32,6 +31,8 @@ from projector.sinks.aggregates.types import (
     AggregateResult,
     Calls,
     Contributions,
+    GenerationWrite,
+    ItemPlan,
     Meta,
     add,
     decode_record,
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
     from projector.config.settings import Settings
     from projector.retry.deadline import Deadline
     from projector.sinks.aggregates.types import StoredRecord
-    from projector.versioning import ItemState
 
 logger = logging.getLogger(__name__)
 
@@ -83,35 +83,6 @@ class _Unfinished(Exception):
 
 def _retryable(error: BaseException) -> bool:
     return isinstance(error, _Unprocessed | _Cancelled | _Unfinished) or is_transient(error)
-
-
-@dataclass(slots=True)
-class GenerationWrite:
-    """One contribution record to put and the group deltas that go with it."""
-
-    generation: int
-    read_token: str | None
-    state: ItemState
-    contributions: Contributions
-    deltas: Contributions
-    token: str = field(default_factory=lambda: uuid.uuid4().hex)
-
-
-@dataclass(slots=True)
-class ItemPlan:
-    """An item's folded changes: the writes per generation, and how its changes were judged."""
-
-    item: ItemChanges
-    writes: list[GenerationWrite] = field(default_factory=list)
-    applied: int = 0
-    stale: int = 0
-    poison: list[tuple[Change, str]] = field(default_factory=list)
-    last: Change | None = None
-
-    @property
-    def unit(self) -> Unit[ItemPlan]:
-        groups = frozenset(f"g{w.generation}:{group}" for w in self.writes for group in w.deltas)
-        return Unit(self, len(self.writes), groups)
 
 
 class AggregateSink(Sink[AggregateProjection]):
