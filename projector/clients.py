@@ -6,14 +6,38 @@ knows the Lambda deadline; timeouts are short so a dead endpoint fails fast into
 
 from __future__ import annotations
 
+import json
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError
 
 if TYPE_CHECKING:
     from projector.config.settings import Settings
 
 CONNECT_TIMEOUT_S = 3
 READ_TIMEOUT_S = 10
+
+
+JSON_SERVICES = frozenset({"dynamodb", "dynamodbstreams"})
+
+
+class TruncatedResponseError(BotoCoreError):
+    """A 200 answer whose JSON body is cut short: botocore would parse it as an empty result."""
+
+    fmt = "{operation}: the answer was cut short ({size} bytes of invalid JSON); retrying is safe"
+
+
+def reject_truncated_json(http_response: Any, model: Any, **_: Any) -> None:
+    """botocore turns an unparsable body into ``{'message': ...}`` and a missing one into ``{}``; for a
+    GetRecords or Scan that reads as "no records, end of shard/segment". Make it a retryable error."""
+    if http_response.status_code != 200:
+        return
+    body = http_response.content
+    try:
+        json.loads(body)
+    except ValueError:
+        raise TruncatedResponseError(operation=model.name, size=len(body or b"")) from None
 
 
 @lru_cache(maxsize=8)
@@ -28,7 +52,11 @@ def _session_client(service: str, region: str, endpoint: str | None) -> Any:
         read_timeout=READ_TIMEOUT_S,
         max_pool_connections=32,
     )
-    return boto3.session.Session().client(service, endpoint_url=endpoint, config=config)
+    client = boto3.session.Session().client(service, endpoint_url=endpoint, config=config)
+    if service in JSON_SERVICES:
+        client.meta.events.register(f"after-call.{client.meta.service_model.service_id.hyphenize()}",
+                                    reject_truncated_json)
+    return client
 
 
 def dynamodb_client(settings: Settings) -> Any:

@@ -13,36 +13,21 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
-
 from projector.retry import Deadline, RetryPolicy, retrying
+from projector.retry.aws import is_transient_aws_error
 
 if TYPE_CHECKING:
     from projector.backfill.ratelimit import TokenBucket
 
 logger = logging.getLogger(__name__)
 
-THROTTLING_CODES = frozenset(
-    {
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "RequestLimitExceeded",
-    }
-)
-SERVER_CODES = frozenset({"InternalServerError", "InternalFailure", "ServiceUnavailable"})
 # A long scan outlives many throttling bursts: more patience than a Lambda batch gets.
 SCAN_POLICY = RetryPolicy(max_attempts=12, initial_wait_s=0.1, max_wait_s=10.0, jitter_s=0.2)
 
 
 def is_retryable(error: BaseException) -> bool:
     """Throttling, server faults and connection trouble; never a validation or permission error."""
-    if isinstance(error, ConnectionError | HTTPClientError):
-        return True
-    if isinstance(error, ClientError):
-        code = error.response.get("Error", {}).get("Code")
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return code in THROTTLING_CODES or code in SERVER_CODES or status >= 500
-    return False
+    return is_transient_aws_error(error)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,25 +14,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import ClientError
 
+from projector.retry.aws import is_transient_aws_error
 from projector.runner.shards import Shard
 
 logger = logging.getLogger(__name__)
 
 #: DynamoDB Streams answers at most 1,000 records per GetRecords call.
 MAX_RECORDS_PER_CALL = 1000
-TRANSIENT_CODES = frozenset(
-    {
-        "LimitExceededException",
-        "ProvisionedThroughputExceededException",
-        "ThrottlingException",
-        "InternalServerError",
-        "InternalFailure",
-        "ServiceUnavailable",
-        "RequestLimitExceeded",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -167,11 +157,7 @@ class ShardReader:
 
 def is_transient(error: BaseException) -> bool:
     """Throttling, server faults and network trouble: wait and read again."""
-    if isinstance(error, ClientError):
-        code = error.response.get("Error", {}).get("Code", "")
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return code in TRANSIENT_CODES or status >= 500
-    return isinstance(error, BotoCoreError)
+    return is_transient_aws_error(error)
 
 
 def to_lambda_record(raw: dict[str, Any], stream_arn: str, region: str) -> dict[str, Any]:

@@ -123,15 +123,6 @@ def test_botocore_takes_a_truncated_streams_answer_for_an_empty_success(
     assert "Records" not in answer and "NextShardIterator" not in answer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "projector/runner/reader.py ShardReader.read()/_new_iterator(): an answer without NextShardIterator "
-        "(or ShardIterator) is taken as the end of the shard, also for an OPEN shard and for a truncated answer "
-        "botocore parsed as {}; the consumer then checkpoints the open shard finished=true and no later change "
-        "is ever read again, across restarts (found by scripts/soak with a dynamodb:limit_data fault)"
-    ),
-)
 def test_a_truncated_stream_answer_does_not_finish_an_open_shard(
     source: str, dynamodb: Any, toxiproxy: tuple[Any, str, str]
 ) -> None:
@@ -169,15 +160,6 @@ def test_a_truncated_stream_answer_does_not_finish_an_open_shard(
     assert set(first + later) <= set(seen.ids)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "projector/backfill/scanner.py SegmentScanner.pages(): a Scan answer cut short parses as {} (no Items, "
-        "no LastEvaluatedKey) and is taken as the segment's last page: the backfill reports 'finished' having "
-        "skipped the rest of the segment, and a --rebuild would swap reads to an incomplete index (found by "
-        "scripts/soak: a backfill under a dynamodb:limit_data fault finished with 0 of 300 items)"
-    ),
-)
 def test_a_truncated_scan_answer_does_not_end_a_backfill_segment(
     source: str, dynamodb: Any, toxiproxy: tuple[Any, str, str]
 ) -> None:
@@ -199,14 +181,6 @@ def test_a_truncated_scan_answer_does_not_end_a_backfill_segment(
     assert scanned == len(ids), f"segment ended after {scanned} of {len(ids)} items"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "projector/runner/shards.py find_stream_arn() and runner.py Runner.run(): DescribeTable at start is not "
-        "retried, so a network error (or a truncated answer: KeyError 'Table') ends `projector run` with exit 1, "
-        "although docs/runner.md says network errors are retried with backoff (found by scripts/soak)"
-    ),
-)
 def test_the_runner_start_survives_a_short_network_cut(
     source: str, dynamodb: Any, toxiproxy: tuple[Any, str, str]
 ) -> None:

@@ -14,8 +14,8 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from boto3.dynamodb.types import DYNAMODB_CONTEXT
-from botocore.exceptions import ClientError, ConnectionError, HTTPClientError
 
+from projector.retry.aws import error_code, is_transient_aws_error
 from projector.retry.policy import DeadlineExceeded
 from projector.sinks.aggregates.packing import Unit
 from projector.sinks.base import ItemChanges, SinkResult
@@ -36,12 +36,6 @@ Contributions = dict[str, dict[str, Decimal]]
 
 AttributeValue = dict[str, Any]
 
-# Error codes worth another attempt (capacity, transient server faults, racing transactions).
-TRANSIENT_CODES = frozenset({
-    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
-    "InternalServerError", "InternalFailure", "ServiceUnavailable", "TransactionInProgressException",
-    "TransactionConflictException", "LimitExceededException",
-})
 # Per-action codes of a cancelled transaction that another attempt can get past.
 TRANSIENT_REASONS = frozenset({
     "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "None",
@@ -237,20 +231,9 @@ class Calls:
         return getattr(self.client, operation)(**kwargs)
 
 
-def error_code(error: BaseException) -> str | None:
-    if isinstance(error, ClientError):
-        return error.response.get("Error", {}).get("Code")
-    return None
-
-
 def is_transient(error: BaseException) -> bool:
     """Capacity, server and connection errors: the same request may succeed later."""
-    if isinstance(error, ConnectionError | HTTPClientError):
-        return True
-    if isinstance(error, ClientError):
-        status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
-        return error_code(error) in TRANSIENT_CODES or status >= 500
-    return False
+    return is_transient_aws_error(error)
 
 
 def describe_error(error: BaseException) -> str:
