@@ -79,8 +79,9 @@ class PageApplier:
         sinks: dict[str, Sink],
         key_attributes: tuple[str, ...],
         scan_started_at: float,
-        dead_letters: DeadLetterStore,
+        dead_letters: DeadLetterStore | None,
     ) -> None:
+        """``dead_letters`` None (a redrive): poison is reported as a failure instead of stored again."""
         self.projections = list(projections)
         self.sinks = sinks
         self.key_attributes = key_attributes
@@ -121,6 +122,9 @@ class PageApplier:
         return changes
 
     def _dead_letter(self, outcome: PageOutcome, projection: str | None, raw: Any, reason: str) -> bool:
+        if self.dead_letters is None:
+            outcome.failures[f"{projection}:poison"] = reason
+            return False
         letter = DeadLetter(reason="poison", projection=projection, error=reason, record=to_json_item(raw))
         try:
             self.dead_letters.put(letter)

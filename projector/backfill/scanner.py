@@ -25,11 +25,6 @@ logger = logging.getLogger(__name__)
 SCAN_POLICY = RetryPolicy(max_attempts=12, initial_wait_s=0.1, max_wait_s=10.0, jitter_s=0.2)
 
 
-def is_retryable(error: BaseException) -> bool:
-    """Throttling, server faults and connection trouble; never a validation or permission error."""
-    return is_transient_aws_error(error)
-
-
 @dataclass(frozen=True, slots=True)
 class SourceTable:
     """What the scan needs to know of the source: its key attributes (and their S/N/B types), ItemCount."""
@@ -112,4 +107,4 @@ class SegmentScanner:
             return sent_at, self.client.scan(**request)
 
         what = f"Scan of {self.table} segment {segment}/{self.total_segments}"
-        return retrying(Deadline.never(), is_retryable, self.policy, what)(attempt)
+        return retrying(Deadline.never(), is_transient_aws_error, self.policy, what)(attempt)

@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from projector.backfill.scanner import is_retryable
 from projector.retry import Deadline, retrying
+from projector.retry.aws import is_transient_aws_error
 from projector.sinks.aggregates.reader import render_measure
 from projector.sinks.aggregates.table import AggregateTable
 from projector.sinks.aggregates.types import add, decimal_of, generation_sk, group_pk, key, subtract
@@ -85,7 +85,7 @@ class GroupCheck:
         rows: dict[str, Measures] = {}
         for group in groups:
             row_key = key(group_pk(self.projection.name, group), generation_sk(self.generation))
-            item = retrying(Deadline.never(), is_retryable, what="GetItem")(
+            item = retrying(Deadline.never(), is_transient_aws_error, what="GetItem")(
                 lambda row_key=row_key: self.runtime.dynamodb.get_item(
                     TableName=table, Key=row_key, ConsistentRead=True
                 )
@@ -128,7 +128,7 @@ def read_group_rows(runtime: Runtime, checks: list[GroupCheck]) -> dict[str, dic
                 if wanted.get(name) == item["sk"]["S"]:
                     rows[name][group] = by_name[name]._measures(item)
 
-    retrying(Deadline.never(), is_retryable, what="Scan of the aggregates table")(scan)
+    retrying(Deadline.never(), is_transient_aws_error, what="Scan of the aggregates table")(scan)
     return rows
 
 

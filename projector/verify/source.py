@@ -9,9 +9,10 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from projector.backfill.scanner import SegmentScanner, SourceTable, is_retryable
+from projector.backfill.scanner import SegmentScanner, SourceTable
 from projector.records import decode_image
 from projector.retry import Deadline, retrying
+from projector.retry.aws import is_transient_aws_error
 
 if TYPE_CHECKING:
     from projector.backfill.scanner import Page
@@ -82,7 +83,7 @@ class Source:
 
             retrying(
                 Deadline.never(),
-                lambda e: isinstance(e, Unprocessed) or is_retryable(e),
+                lambda e: isinstance(e, Unprocessed) or is_transient_aws_error(e),
                 what=f"BatchGetItem on {self.table.name}",
             )(once)
         return found

@@ -101,7 +101,8 @@ class StreamApplier(threading.Thread):
     def drain(self) -> None:
         """Stop the thread, then apply whatever is left."""
         self._halt.set()
-        self.join(timeout=120)
+        if self.ident is not None:  # started
+            self.join(timeout=120)
         while self.step() or self.pending:
             pass
 
@@ -318,3 +319,30 @@ def test_full_size_acceptance(local_servers: Any) -> None:
     figures = json.loads(done.stdout)
     assert figures["ok"], json.dumps(figures, indent=1)
     assert done.returncode == 0
+
+
+def test_a_backfill_dead_letter_is_redriven_from_the_item_once_it_is_fixed(
+    runtime: Runtime, dynamodb: Any, opensearch: Any
+) -> None:
+    from boto3.dynamodb.types import TypeSerializer
+
+    from devservers.workload import make_order
+    from projector.backfill.redrive import is_backfill_letter, redrive_backfill_letter
+
+    table = runtime.settings.source_table
+    order = {**make_order(random.Random(1), "P00001"), "created_at": "not-a-date"}  # OpenSearch refuses it
+    put = lambda item: dynamodb.put_item(  # noqa: E731
+        TableName=table, Item={k: TypeSerializer().serialize(v) for k, v in item.items()}
+    )
+    put(order)
+    report = backfill(runtime, segments=1, projections=("orders",))
+    assert report.status == "finished" and report.totals.poison == 1
+    [letter] = list(runtime.dead_letters.list())
+    assert is_backfill_letter(letter) and letter.record["order_id"] == {"S": "P00001"}
+    assert redrive_backfill_letter(runtime, letter)[0] is False  # still poison: not stored again, reported
+    assert len(list(runtime.dead_letters.list())) == 1
+    put({**order, "created_at": "2026-01-02T03:04:05Z", "version": order["version"] + 1})
+    assert redrive_backfill_letter(runtime, letter) == (True, None)
+    opensearch.indices.refresh(index=runtime.settings.index_prefix + "orders")
+    found = opensearch.get(index=runtime.settings.index_prefix + "orders", id="P00001")["_source"]
+    assert found["created_at"] == "2026-01-02T03:04:05Z"

@@ -14,10 +14,11 @@ from botocore.exceptions import ClientError
 from projections.orders import customer_totals, orders
 from projector.backfill.apply import PageApplier
 from projector.backfill.dryrun import CollectingSink
-from projector.backfill.scanner import Page, SegmentScanner, is_retryable
+from projector.backfill.scanner import Page, SegmentScanner
 from projector.changes.types import ChangeKind
 from projector.deadletters.store import FileDeadLetterStore
 from projector.retry import Deadline, RetryPolicy
+from projector.retry.aws import is_transient_aws_error
 from projector.sinks.base import ItemChanges, Sink, SinkResult
 
 FAST = RetryPolicy(max_attempts=4, initial_wait_s=0.001, max_wait_s=0.002, jitter_s=0.0)
@@ -92,7 +93,7 @@ def test_validation_errors_are_not_retried() -> None:
         },
         "Scan",
     )
-    assert not is_retryable(invalid)
+    assert not is_transient_aws_error(invalid)
     client = ScriptedClient([invalid])
     with pytest.raises(ClientError):
         list(SegmentScanner(client, "orders", 1, 10, threading.Event(), policy=FAST).pages(0))
