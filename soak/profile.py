@@ -77,5 +77,6 @@ class Profile:
             redrive_at=redrives,
             opensearch_restart_at=0.4,
             snapshot_every_s=10.0,
+            batch_sizes=(10, 25, 100, 250, 500),
             drain_timeout_s=420.0,
         )

@@ -79,6 +79,7 @@ class Timeline:
         self.happened = Happenings()
         self.backfills: list[BackfillRun] = []
         self.background = Background()
+        self._shadow_run: tuple[list[str], dict[str, str]] | None = None
 
     def runner_args(self) -> list[str]:
         """A fresh random configuration for each incarnation of the main runner."""
@@ -119,6 +120,7 @@ class Timeline:
         restart_at: float | None = None
         next_snapshot = profile.snapshot_every_s
         shadow_until: float | None = None
+        next_revive = 0.0
         while not stop.is_set():
             now = time.monotonic() - began
             if now >= profile.chaos_s:
@@ -129,6 +131,9 @@ class Timeline:
             if shadow_until is not None and now >= shadow_until:
                 self._stop_shadow()
                 shadow_until = None
+            elif shadow_until is not None and now >= next_revive:
+                self._revive_shadow()
+                next_revive = now + 1.0
             if now >= next_snapshot:
                 self.snapshots.take()
                 next_snapshot = now + profile.snapshot_every_s
@@ -157,19 +162,8 @@ class Timeline:
             run.start()
         elif kind == "shadow" and not self.shadow.alive:
             env, origin = self.shadow_env(number)
-            self.shadow.start(
-                [
-                    "--batch-size",
-                    str(self.rng.choice(self.profile.batch_sizes)),
-                    "--max-retries",
-                    "3",
-                    "--timeout",
-                    "20",
-                    "--discover-interval",
-                    "2",
-                ],
-                env=env,
-            )
+            self._shadow_run = (self._shadow_args(), env)
+            self.shadow.start(*self._shadow_run)
             self.happened.shadows.append({"at_s": round(now, 1), "from": origin})
             return now + self.profile.shadow_for_s
         elif kind == "redrive" and not self.background.busy("redrive"):
@@ -189,7 +183,19 @@ class Timeline:
             self.background.run("restart", restart)
         return None
 
+    def _shadow_args(self) -> list[str]:
+        size = str(self.rng.choice(self.profile.batch_sizes))
+        return ["--batch-size", size, "--max-retries", "3", "--timeout", "20", "--discover-interval", "2"]
+
+    def _revive_shadow(self) -> None:
+        """A shadow runner that died by itself within its time (a crash) starts again where it was."""
+        if self._shadow_run is not None and not self.shadow.alive:
+            code = self.shadow.stop()
+            self.happened.runner_crashes.append(code if code is not None else -1)
+            self.shadow.start(*self._shadow_run)
+
     def _stop_shadow(self) -> None:
+        self._shadow_run = None
         if self.rng.random() < 0.5:
             self.shadow.kill()
         else:
