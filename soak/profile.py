@@ -26,7 +26,10 @@ class Profile:
     opensearch_restart_at: float | None
     snapshot_every_s: float
     batch_sizes: tuple[int, ...] = (1, 7, 25, 100, 250)
-    max_retries: tuple[int, ...] = (2, 3, 5)
+    #: 0 and 1 make a fault of a few seconds exhaust the retries: dead letters to redrive late
+    max_retries: tuple[int, ...] = (0, 1, 3, 5)
+    #: the function's timeout; minus the 3 s margin, the deadline the handler's own retries stop at
+    timeouts_s: tuple[int, ...] = (6, 10, 20)
     drain_timeout_s: float = 300.0
     backfill_segments: int = 2
     tags: dict[str, str] = field(default_factory=dict)

@@ -92,7 +92,7 @@ class Timeline:
             "--max-retries",
             str(rng.choice(profile.max_retries)),
             "--timeout",
-            "20",
+            str(rng.choice(profile.timeouts_s)),
             "--discover-interval",
             "2",
             "--handler",
