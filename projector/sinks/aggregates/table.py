@@ -208,13 +208,17 @@ class AggregateTable:
         return new
 
     def finish_rebuild(self, projection: AggregateProjection) -> int:
-        """Switch reads to the rebuilt generation and stop writing the old one; returns it."""
+        """Switch reads to the rebuilt generation; returns it.
+
+        The old generation stays in the write set (it keeps receiving every change) until the next rebuild
+        begins, so a rollback returns to an exact generation.
+        """
         calls = self._calls()
         meta = read_meta(calls, self.table_name, projection)
         building = meta.building_generation
         if building is None:
             raise RebuildError(f"{projection.name}: no rebuild in progress")
-        updated = Meta(read_generation=building, write_generations=(building,),
+        updated = Meta(read_generation=building, write_generations=(building, meta.read_generation),
                        last_generation=meta.last_generation, definition_hash=meta.building_hash)
         if not write_meta(calls, self.table_name, projection, meta, updated):
             raise RebuildError(f"{projection.name}: meta row changed while finishing the rebuild; try again")

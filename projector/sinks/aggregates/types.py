@@ -191,12 +191,19 @@ class Meta:
 
     @property
     def rebuilding(self) -> bool:
-        return len(self.write_generations) > 1
+        return self.building_generation is not None
 
     @property
     def building_generation(self) -> int | None:
-        newer = [g for g in self.write_generations if g != self.read_generation]
+        """A written generation newer than the read one: the rebuild in progress."""
+        newer = [g for g in self.write_generations if g > self.read_generation]
         return max(newer) if newer else None
+
+    @property
+    def previous_generation(self) -> int | None:
+        """A written generation older than the read one: kept exact after a rebuild, for rollback."""
+        older = [g for g in self.write_generations if g < self.read_generation]
+        return max(older) if older else None
 
 
 @dataclass(slots=True)
