@@ -1,0 +1,1 @@
+"""The projector benchmark harness: each case measured against its baseline in the same run (scripts/bench)."""

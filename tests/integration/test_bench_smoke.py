@@ -1,0 +1,75 @@
+"""scripts/bench --quick runs to the end and writes a well-formed results file. No speed is asserted."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from numbers import Real
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CASES = (
+    "handler_vs_bulk",
+    "handler_vs_per_record",
+    "cpu_vs_deserializer",
+    "import_vs_boto3",
+    "aggregate_writes",
+    "backfill_vs_scan",
+)
+
+pytestmark = pytest.mark.integration
+
+
+def _numeric(value: Any) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool)
+
+
+def _check_figures(entry: dict[str, Any], where: str) -> None:
+    assert entry["status"] == "measured", f"{where}: {entry.get('reason')}"
+    assert _numeric(entry["ratio"]), where
+    assert isinstance(entry["goal_met"], bool), where
+    for side in ("subject", "baseline"):
+        figure = entry[side]
+        assert figure["unit"] and _numeric(figure["median"]) and figure["median"] > 0, (where, side)
+        assert _numeric(figure["spread_pct"]) and figure["runs"] == len(figure["samples"]) >= 1, (where, side)
+
+
+@pytest.mark.timeout(120)
+def test_quick_bench_writes_every_case(local_servers: dict[str, str], tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    completed = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "bench"), "--quick", "--out", str(out)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert "handler_vs_bulk" in completed.stdout  # the table
+    results = json.loads(out.read_text())
+
+    assert results["quick"] is True
+    assert results["machine"]["cpu_count"] >= 1 and results["machine"]["cpu_model"]
+    assert results["date"] and "commit" in results["git"]
+    for name in CASES:
+        assert name in results, name
+    for name in CASES[:-1]:
+        _check_figures(results[name], name)
+
+    aggregates = results["aggregate_writes"]
+    assert _numeric(aggregates["sink"]["writes_per_touched_group_per_batch"])
+    assert _numeric(aggregates["naive"]["writes_per_change"])
+    assert _numeric(results["import_vs_boto3"]["batch_memory"]["tracemalloc_peak_mib"])
+
+    backfill = results["backfill_vs_scan"]
+    if backfill["status"] == "pending":  # projector.backfill not importable: the reason is recorded
+        assert backfill["reason"]
+        return
+    assert _numeric(backfill["ratio"])
+    assert sorted(backfill["by_segments"], key=int) == ["1", "2", "4"]
+    for segments, entry in backfill["by_segments"].items():
+        _check_figures(entry, f"backfill_vs_scan @{segments}")
