@@ -5,9 +5,10 @@ live stream writes reach it at once; aggregates get a new generation in their me
 fills the new one through the ordinary sinks (which write every write target), then ``finish`` swaps
 reads over in one atomic step. Readers see the old index or generation until then.
 
-Rolling an aggregate back past a finished rebuild needs the generation it replaced, which the meta row
-does not keep: ``finish`` records it in a history row ``{projection}#history`` / ``g{N}`` of the
-aggregates table (a key the aggregate sink never reads or writes).
+After the swap both kinds keep writing the build they replaced (until the next rebuild begins), so a
+rollback returns to an exact build. ``finish`` also records an aggregate's replaced generation and its
+definition hash in a history row ``{projection}#history`` / ``g{N}`` of the aggregates table (a key the
+aggregate sink never reads or writes), which the meta row does not keep.
 """
 
 from __future__ import annotations
@@ -100,13 +101,16 @@ class Rebuilds:
         if meta.rebuilding:
             table.rollback(projection)
             return generation_sk(meta.read_generation)
-        previous = self._history(projection, meta.read_generation)
-        if previous is None:
+        # The generation the last rebuild replaced: still written (exact) until the next rebuild begins;
+        # the history row names it (and its definition) for as long as the table keeps it.
+        history = self._history(projection, meta.read_generation)
+        generation = meta.previous_generation or (history[0] if history else None)
+        if generation is None:
             raise RebuildError(
                 f"{projection.name}: no record of the generation before g{meta.read_generation} "
                 "(it was not built by `projector backfill --rebuild`): nothing to roll back to"
             )
-        generation, definition_hash = previous
+        definition_hash = history[1] if history and history[0] == generation else None
         updated = Meta(
             read_generation=generation,
             write_generations=(generation,),
@@ -115,11 +119,13 @@ class Rebuilds:
         )
         if not write_meta(self._calls(), self.runtime.settings.aggregates_table, projection, meta, updated):
             raise RebuildError(f"{projection.name}: meta row changed while rolling back; try again")
+        exact = generation in meta.write_generations
         logger.warning(
-            "%s rolled back from g%d to g%d, which missed the changes written since",
+            "%s rolled back from g%d to g%d%s",
             projection.name,
             meta.read_generation,
             generation,
+            "" if exact else ", which missed the changes written since: run projector verify --repair",
         )
         return generation_sk(generation)
 
