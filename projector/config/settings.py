@@ -24,6 +24,7 @@ class Settings(BaseSettings):
     opensearch_auth: Literal["none", "sigv4"] = "none"
     opensearch_service: Literal["es", "aoss"] = "es"
     opensearch_timeout_s: float = Field(default=10.0, gt=0)
+    opensearch_compress: bool = False  # gzip costs more Lambda CPU than it saves inside AWS's network
     dynamodb_endpoint: str | None = "http://127.0.0.1:5000"
     source_table: str = "orders"
     aggregates_table: str = "projector-aggregates"

@@ -224,7 +224,8 @@ def test_requests_carry_a_valid_sigv4_signature(
     from projector.sinks.opensearch.client import build_client, opensearch_client
 
     port = recorder.server_address[1]
-    settings = _settings(monkeypatch, port, service, token)
+    # Compression on (PROJECTOR_OPENSEARCH_COMPRESS): the harder case, the signed bytes are the gzip.
+    settings = _settings(monkeypatch, port, service, token).model_copy(update={"opensearch_compress": True})
     client = opensearch_client(settings)
     assert client is opensearch_client(settings)  # made once per process
     _exercise(client)

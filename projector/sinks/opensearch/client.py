@@ -28,7 +28,7 @@ _lock = threading.Lock()
 def opensearch_client(settings: Settings) -> OpenSearch:
     """The process-wide client for ``settings`` (one per endpoint, auth, region and timeout)."""
     key = (settings.opensearch_url, settings.opensearch_auth, settings.opensearch_service, settings.region,
-           settings.opensearch_timeout_s)
+           settings.opensearch_timeout_s, settings.opensearch_compress)
     with _lock:
         client = _clients.get(key)
         if client is None:
@@ -49,7 +49,7 @@ def build_client(settings: Settings) -> OpenSearch:
         "use_ssl": secure,
         "verify_certs": True,
         "connection_class": Urllib3HttpConnection,
-        "http_compress": True,
+        "http_compress": settings.opensearch_compress,
         "timeout": settings.opensearch_timeout_s,
         "max_retries": 0,
         "retry_on_timeout": False,

@@ -48,8 +48,43 @@ def exact_number(value: Decimal) -> int | float:
     raise InexactNumberError(value)
 
 
+_EXACT: dict[Decimal, int | float] = {}
+_EXACT_MAX = 1 << 16
+
+
+def _exact_cached(value: Decimal) -> int | float:
+    """exact_number, remembered: amounts, quantities and versions repeat a lot across documents."""
+    if not value.is_finite():  # NaN, sNaN (unhashable) and infinities: refused by exact_number
+        return exact_number(value)
+    found = _EXACT.get(value)
+    if found is None:
+        found = exact_number(value)  # raises for an inexact one, which is never cached
+        if len(_EXACT) >= _EXACT_MAX:
+            _EXACT.clear()
+        _EXACT[value] = found
+    return found
+
+
 def to_json(value: Any) -> Any:
     """``value`` with every Decimal, set and bytes turned into its exact JSON form."""
+    kind = type(value)
+    if kind is dict:  # the common shapes first, by exact type, without a call per str member
+        out = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                _key(key)
+            item_kind = type(item)
+            if item_kind is str or item is None or item_kind is bool:
+                out[key] = item
+            elif item_kind is Decimal:
+                out[key] = _exact_cached(item)
+            else:
+                out[key] = to_json(item)
+        return out
+    if kind is list:
+        return [item if type(item) is str else to_json(item) for item in value]
+    if kind is Decimal:
+        return _exact_cached(value)
     if isinstance(value, str | bool) or value is None:
         return value
     if isinstance(value, Decimal):

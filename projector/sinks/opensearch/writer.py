@@ -253,7 +253,8 @@ class _TargetWrite:
                 write.rejected.append((folded.last, output.reason))
                 continue
             visible = not folded.state.deleted and output is not None
-            meta = dumps({META_FIELD: meta_of(folded.state, visible)})
+            # The meta object holds only ints, bools, a str and a finite float: the C encoder as is.
+            meta = _encode_json({META_FIELD: meta_of(folded.state, visible)}).encode()
             body = merge_objects(meta, output) if visible and output is not None else meta
             if len(body) > self.limits.max_document_bytes:
                 write.rejected.append((folded.last, f"document of {len(body)} bytes exceeds the limit of "
@@ -261,7 +262,7 @@ class _TargetWrite:
                 continue
             action = {"index": {"_index": self.target, "_id": write.item_id, "version_type": "external",
                                 "version": self.scheme.external_version(folded.state)}}
-            write.line = json.dumps(action, separators=(",", ":")).encode() + b"\n" + body + b"\n"
+            write.line = _encode_json(action).encode() + b"\n" + body + b"\n"
             return
 
     def _render(self, change: Change) -> bytes | _Rejected | None:
@@ -352,6 +353,9 @@ class _TargetWrite:
                 write.error = (f"gave up retrying {what}: {write.error}" if isinstance(error, PendingItems)
                                else f"{what} failed: {describe_error(error)}")
             logger.warning("%s: %d item(s) failed: %s", what, len(pending), describe_error(error))
+
+
+_encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 
 
 def _landed(write: _ItemWrite) -> bool:
