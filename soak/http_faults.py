@@ -78,7 +78,7 @@ class HttpFaultLayer:
         self.counts: Counter[str] = Counter()
         self.forwarded = 0
         self.upstream_errors = 0
-        self._server = ThreadingHTTPServer((LOCAL_HOST, 0), _handler_class(self))
+        self._server = _Server((LOCAL_HOST, 0), _handler_class(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, name="http-faults", daemon=True)
 
@@ -123,6 +123,12 @@ class HttpFaultLayer:
                 self.forwarded += 1
             else:
                 self.upstream_errors += 1
+
+
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that resets its connection (a reset_peer fault upstream of us) is no error of ours."""
+        logger.debug("http-faults: connection from %s ended abruptly", client_address, exc_info=True)
 
 
 def _handler_class(layer: HttpFaultLayer) -> type[BaseHTTPRequestHandler]:

@@ -176,7 +176,7 @@ class Soak:
         def make_backfill(number: int) -> BackfillRun:
             state = names.work_dir / f"backfill-{number}"
             env = {**self.proxied, "PROJECTOR_STATE_DIR": str(state)}
-            return BackfillRun(env, self.profile.backfill_segments, self._log("backfill.log"))
+            return BackfillRun(env, self.profile.backfill_segments, self._log(f"backfill-{number}.log"))
 
         def shadow_env(number: int) -> tuple[dict[str, str], str]:
             state = names.work_dir / f"shadow-{number}"

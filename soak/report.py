@@ -83,7 +83,7 @@ class SoakReport:
             ),
             "dead_letters": len(self.dead_letters_all),
             "dead_letters_by_reason": letters,
-            "redriven": sum(int(r.get("redriven", 0)) for r in [*self.redrives, self.final_redrive]),
+            "redriven": len(self.dead_letters_all) - len(self.dead_letters_left),
             "dead_letters_left": len(self.dead_letters_left),
             "poison_versions": sum(v for k, v in self.workload.items() if k.startswith("poison_bad")),
             "opensearch_restarts": len(restarts),

@@ -34,6 +34,7 @@ class RunnerStats:
     starts: int = 0
     kills: int = 0
     exits: list[int] = field(default_factory=list)
+    crash_reasons: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def add(self, line: dict) -> None:
@@ -54,6 +55,20 @@ class RunnerStats:
                 "kills": self.kills,
                 "abnormal_exits": [code for code in self.exits if code not in (0, -9)],
             }
+
+
+def last_error(log: Path) -> str:
+    """The last ``error:`` line a projector command wrote to ``log`` (else its last line)."""
+    try:
+        with log.open("rb") as handle:
+            handle.seek(max(0, log.stat().st_size - 16384))
+            lines = [
+                line.strip() for line in handle.read().decode(errors="replace").splitlines() if line.strip()
+            ]
+    except OSError:
+        return ""
+    errors = [line for line in lines if line.startswith("error:")]
+    return (errors or lines or [""])[-1][:500]
 
 
 class RunnerProcess:
@@ -136,6 +151,8 @@ class RunnerProcess:
             self._reader.join(timeout=10)
         if self._process is process:
             self.stats.exits.append(code)
+            if code not in (0, -9, -15):
+                self.stats.crash_reasons.append(last_error(self.log_path))
             self._process = None
         return code
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from soak.env import projector
-from soak.runners import PROJECTOR, ROOT
+from soak.runners import PROJECTOR, ROOT, last_error
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +82,7 @@ class BackfillRun:
                 data = json.loads(out) if out.strip() else {}
             self.attempts.append(
                 {
+                    "error": last_error(self.log) if self._process.returncode else None,
                     "exit": self._process.returncode,
                     "status": data.get("status"),
                     "items": data.get("items_scanned"),

@@ -79,6 +79,8 @@ class Timeline:
         self.happened = Happenings()
         self.backfills: list[BackfillRun] = []
         self.background = Background()
+        #: a late redrive under faults is stopped after this long (what it redrove stays redriven)
+        self.redrive_timeout_s = max(20.0, min(120.0, profile.chaos_s / 4))
         self._shadow_run: tuple[list[str], dict[str, str]] | None = None
 
     def runner_args(self) -> list[str]:
@@ -170,7 +172,10 @@ class Timeline:
             self.background.run(
                 "redrive",
                 lambda: self.happened.redrives.append(
-                    {"at_s": round(now, 1), **redrive(self.proxied_env, self.log_dir / "commands.log")}
+                    {
+                        "at_s": round(now, 1),
+                        **redrive(self.proxied_env, self.log_dir / "commands.log", self.redrive_timeout_s),
+                    }
                 ),
             )
         elif kind == "restart":
