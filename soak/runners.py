@@ -54,6 +54,7 @@ class RunnerStats:
                 "starts": self.starts,
                 "kills": self.kills,
                 "abnormal_exits": [code for code in self.exits if code not in (0, -9)],
+                "crash_reasons": list(self.crash_reasons),
             }
 
 
