@@ -145,24 +145,27 @@ class Lane:
                 cycle = list(self.kinds)
                 self.rng.shuffle(cycle)
             kind = cycle.pop()
-            try:
-                self._apply(kind)
-            except (ToxiproxyError, OSError) as error:
-                self.errors += 1
-                logger.warning("fault %s:%s not applied: %s", self.link, kind, error)
-            else:
-                self.log.started(self.link, kind)
-                logger.info("fault on  %s: %s", self.link, kind)
-                hold = self.rng.uniform(*self.timing.hold)
-                self.stopped.wait(hold)
-                if self.took is not None:  # hold on (a while) until the fault met at least one request
-                    until = time.monotonic() + 8.0
-                    while not self.took(kind) and time.monotonic() < until and not self.stopped.wait(0.2):
-                        pass
-            self._safe_lift()
-            self.log.ended(self.link)
-            logger.info("fault off %s", self.link)
+            self.inject(kind, self.stopped)
             self.stopped.wait(self.rng.uniform(*self.timing.rest))
+
+    def inject(self, kind: str, stop: threading.Event) -> None:
+        """One fault: on, held a random while (an HTTP fault until it hit a request, 8 s at most), off."""
+        try:
+            self._apply(kind)
+        except (ToxiproxyError, OSError) as error:
+            self.errors += 1
+            logger.warning("fault %s:%s not applied: %s", self.link, kind, error)
+        else:
+            self.log.started(self.link, kind)
+            logger.info("fault on  %s: %s", self.link, kind)
+            stop.wait(self.rng.uniform(*self.timing.hold))
+            if self.took is not None:
+                until = time.monotonic() + 8.0
+                while not self.took(kind) and time.monotonic() < until and not stop.wait(0.2):
+                    pass
+        self._safe_lift()
+        self.log.ended(self.link)
+        logger.info("fault off %s", self.link)
 
     def _safe_lift(self) -> None:
         for attempt in range(5):
@@ -254,6 +257,17 @@ class FaultInjector:
             if f"opensearch:{mode}" in self.expected_kinds():
                 counts[f"opensearch:{mode}"] = self.http_layer.counts.get(mode, 0)
         return dict(sorted(counts.items()))
+
+    def cover(self) -> list[str]:
+        """After the lanes stopped: inject, once, every kind that never hit (a short run); which ones."""
+        counts = self.counts()
+        missing = []
+        for lane in self.lanes:
+            for kind in lane.kinds:
+                if counts.get(f"{lane.link}:{kind}", 0) < 1:
+                    missing.append(f"{lane.link}:{kind}")
+                    lane.inject(kind, threading.Event())
+        return missing
 
     def activations(self) -> dict[str, int]:
         """How many times each ``link:kind`` was switched on."""

@@ -204,6 +204,11 @@ class Soak:
         self._faults.start()
         logger.info("chaos for %.0f s", self.profile.chaos_s)
         self._timeline.run(self.stop)
+        for lane in self._faults.lanes:
+            lane.stop()
+        covered = self._faults.cover()
+        if covered:
+            self.report.notes.append(f"injected after the chaos phase, not met before: {', '.join(covered)}")
 
     def _runner(self, name: str, env: dict[str, str]) -> RunnerProcess:
         runner = RunnerProcess(name, env, self.names.log_dir)
