@@ -231,7 +231,7 @@ def test_a_dry_run_projects_everything_and_writes_nothing(
 def test_sigterm_then_kill_9_then_resume_never_rereads_a_finished_segment(
     runtime: Runtime, dynamodb: Any, opensearch: Any
 ) -> None:
-    seed_orders(dynamodb, runtime.settings.source_table, 1500)
+    seed_orders(dynamodb, runtime.settings.source_table, 900)
     path = Checkpoint.path_for(runtime.settings.state_dir, runtime.settings.source_table, SegmentRange(6))
     args = ["--total-segments", "6", "--segments", "2", "--page-size", "50", "--json", "--no-progress"]
 
@@ -244,7 +244,7 @@ def test_sigterm_then_kill_9_then_resume_never_rereads_a_finished_segment(
 
     # 1. SIGTERM: the pages in flight are finished and checkpointed, exit 130
     first = subprocess.Popen(
-        [str(SCRIPT), *args, "--rate", "150"],
+        [str(SCRIPT), *args, "--rate", "100"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -262,7 +262,7 @@ def test_sigterm_then_kill_9_then_resume_never_rereads_a_finished_segment(
 
     # 2. --resume, then kill -9 midway: a torn run
     second = subprocess.Popen(
-        [str(SCRIPT), *args, "--rate", "150", "--resume"],
+        [str(SCRIPT), *args, "--rate", "100", "--resume"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=os.environ.copy(),
@@ -293,7 +293,7 @@ def test_sigterm_then_kill_9_then_resume_never_rereads_a_finished_segment(
         resumed_pages = next(s["pages"] for s in summary["segments"] if s["segment"] == number)
         assert state.pages == pages_at_kill[number] + resumed_pages  # each page checkpointed once
     # every item was read; at most the pages in flight at each stop were read twice
-    assert sum(state.items for state in final.states.values()) == 1500
+    assert sum(state.items for state in final.states.values()) == 900
     assert verify(runtime).drift == 0
     assert_matches_truth(runtime, dynamodb, opensearch)
     again = cli(*args, "--resume")

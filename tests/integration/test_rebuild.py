@@ -99,7 +99,7 @@ def test_a_rebuild_over_a_corrupted_index_keeps_readers_served_and_ends_exact(
 ) -> None:
     settings = runtime.settings
     table, alias = settings.source_table, settings.index_prefix + "orders"
-    ids = [order["order_id"] for order in seed_orders(dynamodb, table, 1500)]
+    ids = [order["order_id"] for order in seed_orders(dynamodb, table, 800)]
     assert backfill(runtime, segments=4).status == "finished"
     orders, customers = runtime.registry.document("orders"), runtime.registry.aggregate("customer_totals")
     old_index = indexes.read_index(opensearch, orders, settings.index_prefix)
@@ -110,7 +110,7 @@ def test_a_rebuild_over_a_corrupted_index_keeps_readers_served_and_ends_exact(
 
     reader = Reader(opensearch, alias)
     applier = StreamApplier(runtime, dynamodb, dynamodbstreams)
-    live = LiveChanges(dynamodb, table, ids, 200, seed=5, pause_s=0.01)
+    live = LiveChanges(dynamodb, table, ids, 150, seed=5)
     reader.start()
     applier.start()
     live.start()
