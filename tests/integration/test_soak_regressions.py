@@ -185,15 +185,12 @@ def test_a_truncated_scan_answer_does_not_end_a_backfill_segment(
     assert scanned == len(ids), f"segment ended after {scanned} of {len(ids)} items"
 
 
-def test_the_runner_start_survives_a_short_network_cut(
-    source: str, dynamodb: Any, toxiproxy: tuple[Any, str, str]
-) -> None:
-    """Was: DescribeTable at start was not retried: `projector run` exited 1 (EndpointConnectionError, or
-    KeyError 'Table' on a cut answer). Fixed in 2be0357."""
+def _start_through_a_cut(source: str, dynamodb: Any, toxiproxy: tuple[Any, str, str], cut_s: float) -> None:
+    """Start a runner while its DynamoDB link is cut for ``cut_s`` seconds; it must deliver everything."""
     proxies, name, url = toxiproxy
     ids = _orders(dynamodb, source, 0, 3)
     proxies.set_enabled(name, False)
-    heal = threading.Timer(2.0, proxies.set_enabled, args=(name, True))
+    heal = threading.Timer(cut_s, proxies.set_enabled, args=(name, True))
     heal.start()
     seen = _Recorder()
     try:
@@ -207,6 +204,30 @@ def test_the_runner_start_survives_a_short_network_cut(
     finally:
         heal.join()
     assert set(ids) <= set(seen.ids)
+
+
+def test_the_runner_start_survives_a_short_network_cut(
+    source: str, dynamodb: Any, toxiproxy: tuple[Any, str, str]
+) -> None:
+    """Was: DescribeTable at start was not retried: `projector run` exited 1 (EndpointConnectionError, or
+    KeyError 'Table' on a cut answer). Fixed in 2be0357."""
+    _start_through_a_cut(source, dynamodb, toxiproxy, cut_s=2.0)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "projector/runner/runner.py Runner.run(): the start retries DescribeTable with "
+        "retrying(Deadline.after(STARTUP_RETRY_S), is_transient) and the DEFAULT_POLICY, whose "
+        "stop_after_attempt(8) gives up after ~6.5 s although STARTUP_RETRY_S says 60 s: a longer fault "
+        "still ends `projector run` with exit 1 (found by scripts/soak, 10-minute run at b9a4894: "
+        "'TruncatedResponseError: DescribeTable: the answer was cut short' during a 2-12 s limit_data fault)"
+    ),
+)
+def test_the_runner_start_waits_out_a_ten_second_cut(
+    source: str, dynamodb: Any, toxiproxy: tuple[Any, str, str]
+) -> None:
+    _start_through_a_cut(source, dynamodb, toxiproxy, cut_s=10.0)
 
 
 @pytest.mark.xfail(
