@@ -29,12 +29,22 @@ def redrive(runtime: Runtime, letter_ids: set[str] | None = None) -> Iterator[Re
     for letter in list(store.list()):
         if letter_ids is not None and letter.id not in letter_ids:
             continue
-        only = [letter.projection] if letter.projection else None
-        outcome = runtime.processor.process([letter.record], Deadline.after(60), only=only, dead_letter=False)
-        if outcome.first_failed is None:
+        redriven, error = _replay(runtime, letter)
+        if redriven:
             store.mark_redriven(letter)
-            yield RedriveResult(letter, True, None)
         else:
-            error = next(iter(outcome.failures.values()), "not applied")
             logger.info("dead letter %s still fails: %s", letter.id, error)
-            yield RedriveResult(letter, False, error)
+        yield RedriveResult(letter, redriven, error)
+
+
+def _replay(runtime: Runtime, letter: DeadLetter) -> tuple[bool, str | None]:
+    """A stream record goes through the batch path; a backfill letter re-reads the item it names."""
+    from projector.backfill.redrive import is_backfill_letter, redrive_backfill_letter
+
+    if is_backfill_letter(letter):
+        return redrive_backfill_letter(runtime, letter)
+    only = [letter.projection] if letter.projection else None
+    outcome = runtime.processor.process([letter.record], Deadline.after(60), only=only, dead_letter=False)
+    if outcome.first_failed is None:
+        return True, None
+    return False, next(iter(outcome.failures.values()), "not applied")

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from projector.retry import Deadline, retrying
+from projector.retry import Deadline, RetryPolicy, retrying
 from projector.runner.checkpoints import CheckpointStore
 from projector.runner.consumer import ConsumerOptions, ShardConsumer
 from projector.runner.control import RunControl
@@ -42,6 +42,7 @@ MAX_BATCH_SIZE = 10_000  # Lambda's limit for DynamoDB Streams
 MAX_WINDOW_S = 300.0  # Lambda's MaximumBatchingWindowInSeconds limit
 MAX_RETRIES = 10_000  # Lambda's MaximumRetryAttempts limit
 STARTUP_RETRY_S = 60.0  # how long a start waits out a network fault before giving up
+STARTUP_POLICY = RetryPolicy(max_attempts=1000, max_wait_s=5.0)  # bounded by STARTUP_RETRY_S, not attempts
 
 
 @dataclass(frozen=True)
@@ -161,7 +162,7 @@ class Runner:
         """Consume until stopped, ``max_batches`` batches, or ``until_idle_s`` of silence."""
         invoker = self._make_invoker()
         streams, dynamodb = self._clients()
-        for attempt in retrying(Deadline.after(STARTUP_RETRY_S), is_transient, what="DescribeTable"):
+        for attempt in retrying(Deadline.after(STARTUP_RETRY_S), is_transient, STARTUP_POLICY, "DescribeTable"):
             with attempt:
                 arn = self.stream_arn = find_stream_arn(dynamodb, self.settings.source_table)
         dead_letters = self._dead_letter_store()

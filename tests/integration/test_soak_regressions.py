@@ -214,33 +214,12 @@ def test_the_runner_start_survives_a_short_network_cut(
     _start_through_a_cut(source, dynamodb, toxiproxy, cut_s=2.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "projector/runner/runner.py Runner.run(): the start retries DescribeTable with "
-        "retrying(Deadline.after(STARTUP_RETRY_S), is_transient) and the DEFAULT_POLICY, whose "
-        "stop_after_attempt(8) gives up after ~6.5 s although STARTUP_RETRY_S says 60 s: a longer fault "
-        "still ends `projector run` with exit 1 (found by scripts/soak, 10-minute run at b9a4894: "
-        "'TruncatedResponseError: DescribeTable: the answer was cut short' during a 2-12 s limit_data fault)"
-    ),
-)
 def test_the_runner_start_waits_out_a_ten_second_cut(
     source: str, dynamodb: Any, toxiproxy: tuple[Any, str, str]
 ) -> None:
     _start_through_a_cut(source, dynamodb, toxiproxy, cut_s=10.0)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "projector/deadletters/redrive.py redrive() (what `projector dead-letters redrive` runs) replays every "
-        "letter's record as a stream record; a backfill letter's record is the scanned item (DynamoDB JSON, "
-        "projector/backfill/apply.py _dead_letter), so it fails as malformed ('eventID: required field is "
-        "missing') forever, even once the item is fixed. projector/backfill/redrive.py "
-        "redrive_backfill_letter() (9f85140) handles such letters but redrive() does not call it yet "
-        "(found by scripts/soak: backfill letters left after the final redrive)"
-    ),
-)
 def test_a_backfill_dead_letter_can_be_redriven_once_the_item_is_fixed(
     settings_env: Any, dynamodb: Any
 ) -> None:
