@@ -29,8 +29,8 @@ demo: install
 	$(BIN)/python scripts/demo
 
 lint: install
-	$(BIN)/ruff check projector projections devservers scripts tests
-	$(BIN)/ruff format --check projector projections devservers tests
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 services-start: install
 	$(BIN)/python scripts/services start

@@ -54,8 +54,9 @@ def _session_client(service: str, region: str, endpoint: str | None) -> Any:
     )
     client = boto3.session.Session().client(service, endpoint_url=endpoint, config=config)
     if service in JSON_SERVICES:
-        client.meta.events.register(f"after-call.{client.meta.service_model.service_id.hyphenize()}",
-                                    reject_truncated_json)
+        client.meta.events.register(
+            f"after-call.{client.meta.service_model.service_id.hyphenize()}", reject_truncated_json
+        )
     return client
 
 

@@ -316,8 +316,9 @@ def sort_clauses(
 # --- whole requests ---------------------------------------------------------------------------------
 
 
-def _query(projection: DocumentProjection, schema: Schema, request: SearchRequest, meta_field: str
-           ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+def _query(
+    projection: DocumentProjection, schema: Schema, request: SearchRequest, meta_field: str
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     filters = [condition_clause(schema, condition) for condition in request.where]
     boolean: dict[str, Any] = {"filter": [{"term": {f"{meta_field}.visible": True}}, *filters]}
     if request.text:
@@ -347,8 +348,9 @@ def build_search(projection: DocumentProjection, request: SearchRequest, meta_fi
     return Plan(body=body, sort_keys=keys, identity=identity)
 
 
-def build_facet(projection: DocumentProjection, field_name: str, request: SearchRequest, meta_field: str,
-                size: int) -> dict[str, Any]:
+def build_facet(
+    projection: DocumentProjection, field_name: str, request: SearchRequest, meta_field: str, size: int
+) -> dict[str, Any]:
     """A ``size: 0`` search with a terms aggregation counting matching documents per value."""
     if isinstance(size, bool) or not isinstance(size, int) or not 1 <= size <= MAX_LIMIT:
         raise QueryError(f"facet size must be an integer from 1 to {MAX_LIMIT}, got {size!r}")
@@ -358,16 +360,24 @@ def build_facet(projection: DocumentProjection, field_name: str, request: Search
     if info is None:
         raise QueryError(f"unknown field {field_name!r} for --facet; keyword fields: {keywords}")
     if info.kind != "keyword":
-        raise QueryError(f"cannot facet on {info.path} ({info.type}): facets count keyword fields: "
-                         f"{keywords}")
+        raise QueryError(
+            f"cannot facet on {info.path} ({info.type}): facets count keyword fields: {keywords}"
+        )
     query, _ = _query(projection, schema, request, meta_field)
-    terms: dict[str, Any] = {"field": info.target, "size": size,
-                             "order": [{"_count": "desc"}, {"_key": "asc"}]}
+    terms: dict[str, Any] = {
+        "field": info.target,
+        "size": size,
+        "order": [{"_count": "desc"}, {"_key": "asc"}],
+    }
     if info.nested is None:
         aggs = {"facet": {"terms": terms}}
     else:
         # count documents, not nested objects: each bucket climbs back to its root documents
         terms["order"] = [{"documents": "desc"}, {"_key": "asc"}]
-        aggs = {"facet": {"nested": {"path": info.nested}, "aggs": {
-            "values": {"terms": terms, "aggs": {"documents": {"reverse_nested": {}}}}}}}
+        aggs = {
+            "facet": {
+                "nested": {"path": info.nested},
+                "aggs": {"values": {"terms": terms, "aggs": {"documents": {"reverse_nested": {}}}}},
+            }
+        }
     return {"query": query, "size": 0, "track_total_hits": True, "aggs": aggs}

@@ -51,8 +51,11 @@ def decode(cursor: str, query_fingerprint: str, sort_keys: tuple[str, ...]) -> l
             "that printed it"
         )
     after = payload.get("after")
-    if (not isinstance(after, list) or len(after) != len(sort_keys)
-            or not all(value is None or isinstance(value, str | int | float) for value in after)):
+    if (
+        not isinstance(after, list)
+        or len(after) != len(sort_keys)
+        or not all(value is None or isinstance(value, str | int | float) for value in after)
+    ):
         raise QueryError("damaged search cursor: start again without --cursor")
     logger.debug("resuming after %s", dict(zip(sort_keys, after, strict=True)))
     return after

@@ -43,8 +43,9 @@ logger = logging.getLogger(__name__)
 Where = list[str | Condition] | tuple[str | Condition, ...] | str | None
 
 
-def search_projection(settings: Settings, projection: DocumentProjection | str,
-                      registry: Registry | None = None) -> DocumentProjection:
+def search_projection(
+    settings: Settings, projection: DocumentProjection | str, registry: Registry | None = None
+) -> DocumentProjection:
     """The document projection named ``projection`` (or the one given), else a QueryError listing them."""
     if isinstance(projection, DocumentProjection):
         return projection
@@ -118,8 +119,9 @@ def pages(
     """Every page of a query, following cursors until the last one."""
     cursor: str | None = None
     while True:
-        page = search(client, settings, projection, text=text, where=where, sort=sort, limit=limit,
-                      cursor=cursor)
+        page = search(
+            client, settings, projection, text=text, where=where, sort=sort, limit=limit, cursor=cursor
+        )
         yield page
         if page.cursor is None:
             return
@@ -146,8 +148,10 @@ def facets(
     response = _search(client, settings, names(chosen, settings.index_prefix).read_alias, body)
     aggregation = response["aggregations"]["facet"]
     if "values" in aggregation:  # nested: count the root documents each value climbs back to
-        return [FacetCount(bucket["key"], bucket["documents"]["doc_count"])
-                for bucket in aggregation["values"]["buckets"]]
+        return [
+            FacetCount(bucket["key"], bucket["documents"]["doc_count"])
+            for bucket in aggregation["values"]["buckets"]
+        ]
     return [FacetCount(bucket["key"], bucket["doc_count"]) for bucket in aggregation["buckets"]]
 
 

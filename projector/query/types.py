@@ -193,8 +193,12 @@ def _scalar(mapping: dict[str, Any], path: str) -> Any:
 
 def _python_name(name: str, taken: set[str]) -> str:
     candidate = name
-    if (not candidate.isidentifier() or keyword.iskeyword(candidate) or candidate.startswith("_")
-            or hasattr(BaseModel, candidate)):
+    if (
+        not candidate.isidentifier()
+        or keyword.iskeyword(candidate)
+        or candidate.startswith("_")
+        or hasattr(BaseModel, candidate)
+    ):
         candidate = "f_" + re.sub(r"\W", "_", name.lstrip("_")) or "f_"
     while candidate in taken:
         candidate += "_"

@@ -25,7 +25,13 @@ TRANSIENT_CODES = frozenset(
         "TransactionConflictException",
     }
 )
-_NETWORK = (ConnectionError, HTTPClientError, IncompleteReadError, ResponseStreamingError, TruncatedResponseError)
+_NETWORK = (
+    ConnectionError,
+    HTTPClientError,
+    IncompleteReadError,
+    ResponseStreamingError,
+    TruncatedResponseError,
+)
 
 
 def error_code(error: BaseException) -> str | None:

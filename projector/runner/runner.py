@@ -162,7 +162,9 @@ class Runner:
         """Consume until stopped, ``max_batches`` batches, or ``until_idle_s`` of silence."""
         invoker = self._make_invoker()
         streams, dynamodb = self._clients()
-        for attempt in retrying(Deadline.after(STARTUP_RETRY_S), is_transient, STARTUP_POLICY, "DescribeTable"):
+        for attempt in retrying(
+            Deadline.after(STARTUP_RETRY_S), is_transient, STARTUP_POLICY, "DescribeTable"
+        ):
             with attempt:
                 arn = self.stream_arn = find_stream_arn(dynamodb, self.settings.source_table)
         dead_letters = self._dead_letter_store()

@@ -70,9 +70,14 @@ def history(steps: list[tuple[int, bool, int, int, int, int]]) -> tuple[list[Cha
             del items[order_id]
             changes.append(Change({"order_id": order_id}, ChangeKind.REMOVE, None, dict(old), position))
             continue
-        new = {"order_id": order_id, "customer_id": CUSTOMERS[customer], "status": STATUSES[status],
-               "total": Decimal(cents) / 100, "created_at": f"{DAYS[day]}T{sequence % 24:02d}:00:00Z",
-               "version": old["version"] + 1 if old else Decimal(1)}
+        new = {
+            "order_id": order_id,
+            "customer_id": CUSTOMERS[customer],
+            "status": STATUSES[status],
+            "total": Decimal(cents) / 100,
+            "created_at": f"{DAYS[day]}T{sequence % 24:02d}:00:00Z",
+            "version": old["version"] + 1 if old else Decimal(1),
+        }
         items[order_id] = new
         kind = ChangeKind.MODIFY if old else ChangeKind.INSERT
         changes.append(Change({"order_id": order_id}, kind, dict(new), dict(old) if old else None, position))
@@ -93,12 +98,15 @@ def expected(projection: AggregateProjection, items: dict[str, dict[str, Any]]) 
             for name, value in measures.items():
                 totals[group][name] += value
     keys = CUSTOMERS if projection.group_name == "customer_id" else DAYS
-    return {key: {name: render_measure(m, totals[key][name]) for name, m in projection.measures.items()}
-            for key in keys}
+    return {
+        key: {name: render_measure(m, totals[key][name]) for name, m in projection.measures.items()}
+        for key in keys
+    }
 
 
-def stored(client: Any, table: str, projection: AggregateProjection,
-           keys: tuple[str, ...]) -> dict[str, dict[str, Any]]:
+def stored(
+    client: Any, table: str, projection: AggregateProjection, keys: tuple[str, ...]
+) -> dict[str, dict[str, Any]]:
     """Every group row of generation 1 in one consistent BatchGetItem (absent rows: zeros)."""
     request = [{"pk": {"S": group_pk(projection.name, key)}, "sk": {"S": "g1"}} for key in keys]
     response = client.batch_get_item(RequestItems={table: {"Keys": request, "ConsistentRead": True}})
@@ -106,8 +114,10 @@ def stored(client: Any, table: str, projection: AggregateProjection,
     result = {}
     for key in keys:
         row = rows.get(group_pk(projection.name, key), {})
-        result[key] = {name: render_measure(m, Decimal(row[name]["N"]) if name in row else Decimal(0))
-                       for name, m in projection.measures.items()}
+        result[key] = {
+            name: render_measure(m, Decimal(row[name]["N"]) if name in row else Decimal(0))
+            for name, m in projection.measures.items()
+        }
     return result
 
 
@@ -117,8 +127,10 @@ def cleanup(client: Any, table: str, projections: list[AggregateProjection], ord
     keys += [(item_pk(p.name, order), "g1") for p in projections for order in orders]
     keys += [(group_pk(p.name, key), "g1") for p in projections for key in CUSTOMERS + DAYS]
     for start in range(0, len(keys), 25):
-        deletes = [{"DeleteRequest": {"Key": {"pk": {"S": pk}, "sk": {"S": sk}}}}
-                   for pk, sk in keys[start:start + 25]]
+        deletes = [
+            {"DeleteRequest": {"Key": {"pk": {"S": pk}, "sk": {"S": sk}}}}
+            for pk, sk in keys[start : start + 25]
+        ]
         client.batch_write_item(RequestItems={table: deletes})
 
 
@@ -138,21 +150,32 @@ def race(sink: AggregateSink, projection: AggregateProjection, delivery: list[Ch
 
 
 steps_strategy = st.lists(
-    st.tuples(st.integers(0, 24), st.sampled_from([False, False, False, True]),
-              st.integers(0, len(CUSTOMERS) - 1), st.integers(0, len(STATUSES) - 1),
-              st.integers(0, 99_999), st.integers(0, len(DAYS) - 1)),
-    min_size=1, max_size=60,
+    st.tuples(
+        st.integers(0, 24),
+        st.sampled_from([False, False, False, True]),
+        st.integers(0, len(CUSTOMERS) - 1),
+        st.integers(0, len(STATUSES) - 1),
+        st.integers(0, 99_999),
+        st.integers(0, len(DAYS) - 1),
+    ),
+    min_size=1,
+    max_size=60,
 )
 
 
-@settings(max_examples=int(os.environ.get("AGGREGATE_PROPERTY_EXAMPLES", "175")), deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=int(os.environ.get("AGGREGATE_PROPERTY_EXAMPLES", "175")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(steps=steps_strategy, data=st.data())
 def test_aggregates_equal_recomputation_from_live_items(store: Any, steps: list, data: st.DataObject) -> None:
     client, config = store
     n = next(_examples)
-    projections = [customer_totals.model_copy(update={"name": f"customer_totals_{n}"}),
-                   daily_sales.model_copy(update={"name": f"daily_sales_{n}"})]
+    projections = [
+        customer_totals.model_copy(update={"name": f"customer_totals_{n}"}),
+        daily_sales.model_copy(update={"name": f"daily_sales_{n}"}),
+    ]
     changes, live = history(steps)
     limit = data.draw(st.sampled_from([100, 100, 4]), label="max transaction actions")
     sink = AggregateSink(client, config, max_actions=limit)

@@ -49,19 +49,33 @@ class Source:
     def _change(self, kind: ChangeKind, order_id: str, new: dict | None, old: dict | None) -> Change:
         self.sequence += 1
         self.clock += 1
-        return Change(keys={"order_id": order_id}, kind=kind, new_image=new, old_image=old,
-                      position=StreamPosition(created_at=self.clock, sequence=str(self.sequence * 100)))
+        return Change(
+            keys={"order_id": order_id},
+            kind=kind,
+            new_image=new,
+            old_image=old,
+            position=StreamPosition(created_at=self.clock, sequence=str(self.sequence * 100)),
+        )
 
     def put(self, order_id: str, **fields: Any) -> Change:
         old = self.items.get(order_id)
         if old is None:
-            new = {"order_id": order_id, "customer_id": "c1", "status": "PAID", "total": Decimal("10.00"),
-                   "currency": "EUR", "created_at": "2024-03-01T10:00:00Z", **fields, "version": Decimal(1)}
+            new = {
+                "order_id": order_id,
+                "customer_id": "c1",
+                "status": "PAID",
+                "total": Decimal("10.00"),
+                "currency": "EUR",
+                "created_at": "2024-03-01T10:00:00Z",
+                **fields,
+                "version": Decimal(1),
+            }
         else:
             new = {**old, **fields, "version": old["version"] + 1}
         self.items[order_id] = new
-        return self._change(ChangeKind.MODIFY if old else ChangeKind.INSERT, order_id, dict(new),
-                            dict(old) if old else None)
+        return self._change(
+            ChangeKind.MODIFY if old else ChangeKind.INSERT, order_id, dict(new), dict(old) if old else None
+        )
 
     def remove(self, order_id: str) -> Change:
         old = self.items.pop(order_id)
@@ -70,8 +84,13 @@ class Source:
     def scan(self, order_id: str) -> Change:
         """The item as a backfill scan reads it now."""
         item = dict(self.items[order_id])
-        return Change(keys={"order_id": order_id}, kind=ChangeKind.INSERT, new_image=item, old_image=None,
-                      backfill=BackfillStamp(scan_started_at=self.clock, read_at=self.clock))
+        return Change(
+            keys={"order_id": order_id},
+            kind=ChangeKind.INSERT,
+            new_image=item,
+            old_image=None,
+            backfill=BackfillStamp(scan_started_at=self.clock, read_at=self.clock),
+        )
 
 
 def batch(changes: list[Change]) -> list[ItemChanges]:
@@ -90,8 +109,12 @@ def expected(projection: AggregateProjection, items: dict[str, dict[str, Any]], 
             if group == key:
                 for name, value in measures.items():
                     totals[name] += value
-    return {"name": projection.name, "key": key, "order_count": int(totals["order_count"]),
-            "revenue": f"{totals['revenue']:.2f}"}
+    return {
+        "name": projection.name,
+        "key": key,
+        "order_count": int(totals["order_count"]),
+        "revenue": f"{totals['revenue']:.2f}",
+    }
 
 
 class CountingClient:
@@ -184,33 +207,48 @@ def test_ensure_table_is_idempotent(client: Any, settings: Settings) -> None:
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
 
 
-def test_customer_move_status_flips_and_day_change(client: Any, settings: Settings,
-                                                   sink: AggregateSink) -> None:
+def test_customer_move_status_flips_and_day_change(
+    client: Any, settings: Settings, sink: AggregateSink
+) -> None:
     source = Source()
     customers, days = ["c1", "c2"], ["2024-03-01", "2024-03-02"]
-    apply(sink, [source.put("o1", customer_id="c1", total=Decimal("120.50")),
-                 source.put("o2", customer_id="c1", total=Decimal("0.25"), status="PENDING")])
+    apply(
+        sink,
+        [
+            source.put("o1", customer_id="c1", total=Decimal("120.50")),
+            source.put("o2", customer_id="c1", total=Decimal("0.25"), status="PENDING"),
+        ],
+    )
     check(client, settings, source, customers, days)
     assert read_aggregate(client, settings, customer_totals, "c1")["revenue"] == "120.75"
     for order_id, fields in (
-        ("o1", {"customer_id": "c2"}),                          # customer move
-        ("o1", {"status": "CANCELLED"}),                        # leaves both aggregates
-        ("o1", {"status": "PAID"}),                             # comes back
-        ("o2", {"status": "SHIPPED"}),                          # enters daily_sales
-        ("o1", {"created_at": "2024-03-02T23:59:59Z"}),         # day move
+        ("o1", {"customer_id": "c2"}),  # customer move
+        ("o1", {"status": "CANCELLED"}),  # leaves both aggregates
+        ("o1", {"status": "PAID"}),  # comes back
+        ("o2", {"status": "SHIPPED"}),  # enters daily_sales
+        ("o1", {"created_at": "2024-03-02T23:59:59Z"}),  # day move
         ("o2", {"total": Decimal("99.99"), "customer_id": "c2"}),  # amount and customer at once
     ):
         apply(sink, [source.put(order_id, **fields)])
         check(client, settings, source, customers, days)
     assert read_aggregate(client, settings, daily_sales, "2024-03-02") == {
-        "name": "daily_sales", "key": "2024-03-02", "order_count": 1, "revenue": "120.50"}
+        "name": "daily_sales",
+        "key": "2024-03-02",
+        "order_count": 1,
+        "revenue": "120.50",
+    }
 
 
 def test_moves_within_one_batch(client: Any, settings: Settings, sink: AggregateSink) -> None:
     source = Source()
-    changes = [source.put("o1", customer_id="c1"), source.put("o1", customer_id="c2"),
-               source.put("o1", status="CANCELLED"), source.put("o1", status="PAID", customer_id="c3"),
-               source.put("o2", customer_id="c3"), source.put("o2", customer_id="c1")]
+    changes = [
+        source.put("o1", customer_id="c1"),
+        source.put("o1", customer_id="c2"),
+        source.put("o1", status="CANCELLED"),
+        source.put("o1", status="PAID", customer_id="c3"),
+        source.put("o2", customer_id="c3"),
+        source.put("o2", customer_id="c1"),
+    ]
     apply(sink, changes)
     check(client, settings, source, ["c1", "c2", "c3"], ["2024-03-01"])
 
@@ -223,7 +261,11 @@ def test_remove_and_recreation_after_delete(client: Any, settings: Settings, sin
     apply(sink, [delete])
     check(client, settings, source, ["c1"], ["2024-03-01"])
     assert read_aggregate(client, settings, customer_totals, "c1") == {
-        "name": "customer_totals", "key": "c1", "order_count": 0, "revenue": "0.00"}
+        "name": "customer_totals",
+        "key": "c1",
+        "order_count": 0,
+        "revenue": "0.00",
+    }
     recreated = source.put("o1", total=Decimal("3.10"), customer_id="c2")  # version restarts at 1
     assert recreated.new_image is not None and recreated.new_image["version"] == 1
     apply(sink, [recreated])
@@ -237,13 +279,20 @@ def test_remove_and_recreation_after_delete(client: Any, settings: Settings, sin
 def test_delete_and_recreate_in_one_batch(client: Any, settings: Settings, sink: AggregateSink) -> None:
     source = Source()
     apply(sink, [source.put("o1", total=Decimal("5.00"))])
-    apply(sink, [source.remove("o1"), source.put("o1", total=Decimal("8.00"), customer_id="c2"),
-                 source.put("o1", total=Decimal("9.00"))])
+    apply(
+        sink,
+        [
+            source.remove("o1"),
+            source.put("o1", total=Decimal("8.00"), customer_id="c2"),
+            source.put("o1", total=Decimal("9.00")),
+        ],
+    )
     check(client, settings, source, ["c1", "c2"], ["2024-03-01"])
 
 
-def test_older_version_after_newer_has_no_effect(client: Any, settings: Settings,
-                                                 sink: AggregateSink) -> None:
+def test_older_version_after_newer_has_no_effect(
+    client: Any, settings: Settings, sink: AggregateSink
+) -> None:
     source = Source()
     v1 = source.put("o1", total=Decimal("1.00"))
     v2 = source.put("o1", total=Decimal("2.00"), customer_id="c2")
@@ -261,14 +310,15 @@ def test_same_change_twice_has_no_effect(client: Any, settings: Settings, sink: 
     source = Source()
     changes = [source.put(f"o{i}", customer_id=f"c{i % 2}", total=Decimal(i)) for i in range(6)]
     apply(sink, changes)
-    apply(sink, changes)                              # the whole batch again
-    apply(sink, changes + changes[:3])                # duplicates inside one batch
+    apply(sink, changes)  # the whole batch again
+    apply(sink, changes + changes[:3])  # duplicates inside one batch
     apply(sink, [changes[2], changes[2]])
     check(client, settings, source, ["c0", "c1"], ["2024-03-01"])
 
 
-def test_poison_changes_are_reported_and_the_rest_applies(client: Any, settings: Settings,
-                                                          sink: AggregateSink) -> None:
+def test_poison_changes_are_reported_and_the_rest_applies(
+    client: Any, settings: Settings, sink: AggregateSink
+) -> None:
     source = Source()
     good = source.put("o1", total=Decimal("4.00"))
     bad_total = source.put("o2", total="not a number")
@@ -299,7 +349,7 @@ def test_concurrent_writer_between_read_and_write(client: Any, settings: Setting
     result = ours.apply(customer_totals, batch([v2]), Deadline.after(30))
     assert not result.failed
     assert result.applied == 0 and result.stale == 1  # re-folded against v3: v2 is stale
-    assert counting.calls["batch_get_item"] == 2     # the first read and the re-read
+    assert counting.calls["batch_get_item"] == 2  # the first read and the re-read
     check(client, settings, source, ["c1", "c2"], [])
 
 
@@ -307,8 +357,9 @@ def test_unreachable_endpoint_fails_items_within_the_deadline(base_settings: Set
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]  # closed once the block ends
-    settings = base_settings.model_copy(update={"dynamodb_endpoint": f"http://127.0.0.1:{port}",
-                                                "aggregates_table": "nowhere"})
+    settings = base_settings.model_copy(
+        update={"dynamodb_endpoint": f"http://127.0.0.1:{port}", "aggregates_table": "nowhere"}
+    )
     sink = AggregateSink(dynamodb_client(settings), settings)
     source = Source()
     changes = [source.put(f"o{i}") for i in range(5)]
@@ -327,8 +378,11 @@ def test_unreachable_endpoint_fails_items_within_the_deadline(base_settings: Set
 def test_rebuild_generations(client: Any, settings: Settings, sink: AggregateSink) -> None:
     source = Source()
     admin = AggregateTable(client, settings)
-    apply(sink, [source.put("o1", total=Decimal("1.00")), source.put("o2", total=Decimal("2.00"))],
-          customer_totals)
+    apply(
+        sink,
+        [source.put("o1", total=Decimal("1.00")), source.put("o2", total=Decimal("2.00"))],
+        customer_totals,
+    )
     described = admin.describe(customer_totals)
     assert (described.read_generation, described.write_generations) == (1, (1,))
     assert described.stored_hash == customer_totals.definition_hash() and not described.needs_rebuild
@@ -341,17 +395,29 @@ def test_rebuild_generations(client: Any, settings: Settings, sink: AggregateSin
     exact(client, settings, source, customer_totals, "c1")
     # generation 2 holds only what was written since: o1 in full (it had no record there yet)
     assert read_aggregate(client, settings, customer_totals, "c1", generation=2) == {
-        "name": "customer_totals", "key": "c1", "order_count": 1, "revenue": "1.50"}
+        "name": "customer_totals",
+        "key": "c1",
+        "order_count": 1,
+        "revenue": "1.50",
+    }
     # the backfill now scans the live items into generation 2 (and generation 1, where they are stale)
     stamp = BackfillStamp(scan_started_at=source.clock + 10, read_at=source.clock + 10)
-    scanned = [Change(keys={"order_id": k}, kind=ChangeKind.INSERT, new_image=dict(v), old_image=None,
-                      backfill=stamp) for k, v in source.items.items()]
+    scanned = [
+        Change(
+            keys={"order_id": k}, kind=ChangeKind.INSERT, new_image=dict(v), old_image=None, backfill=stamp
+        )
+        for k, v in source.items.items()
+    ]
     result = sink.apply(customer_totals, batch(scanned), Deadline.after(30))
     assert not result.failed
     assert admin.describe(customer_totals).rebuilding
     assert sink.finish_rebuild(customer_totals) == 2
     described = admin.describe(customer_totals)
-    assert (described.read_generation, described.write_generations, described.rebuilding) == (2, (1, 2), False)
+    assert (described.read_generation, described.write_generations, described.rebuilding) == (
+        2,
+        (1, 2),
+        False,
+    )
     exact(client, settings, source, customer_totals, "c1")
 
     # a rolled-back generation is never reused
@@ -372,13 +438,17 @@ def test_rebuild_seeds_tombstones(client: Any, settings: Settings, sink: Aggrega
     assert read_aggregate(client, settings, customer_totals, "c1", generation=1)["order_count"] == 0
 
 
-def test_scan_of_an_earlier_life_after_recreation(client: Any, settings: Settings,
-                                                  sink: AggregateSink) -> None:
+def test_scan_of_an_earlier_life_after_recreation(
+    client: Any, settings: Settings, sink: AggregateSink
+) -> None:
     """A scan read before a delete + re-creation, applied after them, must not bring the old life back
     (was a core bug in AttributeScheme.advance, fixed in bb24441)."""
     source = Source()
-    changes = [source.put("o1", total=Decimal("1.00")), source.put("o1", total=Decimal("2.00")),
-               source.put("o1", total=Decimal("3.00"))]
+    changes = [
+        source.put("o1", total=Decimal("1.00")),
+        source.put("o1", total=Decimal("2.00")),
+        source.put("o1", total=Decimal("3.00")),
+    ]
     scanned = source.scan("o1")  # version 3 of the first life, read now ...
     changes += [source.remove("o1"), source.put("o1", total=Decimal("100.00"), customer_id="c2")]
     source.clock += 60
@@ -399,17 +469,23 @@ def test_hot_batch_writes_each_group_once(client: Any, settings: Settings) -> No
     days = [f"2024-05-{d:02d}" for d in range(1, 31)] + [f"2024-06-{d:02d}" for d in range(1, 31)]
     changes = []
     for i in range(2000):
-        changes.append(source.put(f"o{i:04d}", customer_id=customers[i % 50],
-                                  total=Decimal(rng.randint(1, 99999)) / 100,
-                                  created_at=f"{days[i % 60]}T12:00:00Z",
-                                  status=rng.choice(["PAID", "PENDING"])))
+        changes.append(
+            source.put(
+                f"o{i:04d}",
+                customer_id=customers[i % 50],
+                total=Decimal(rng.randint(1, 99999)) / 100,
+                created_at=f"{days[i % 60]}T12:00:00Z",
+                status=rng.choice(["PAID", "PENDING"]),
+            )
+        )
     while len(changes) < 10_000:
         order_id = f"o{rng.randrange(2000):04d}"
         roll = rng.random()
         if order_id not in source.items:
             i = int(order_id[1:])
-            changes.append(source.put(order_id, customer_id=customers[i % 50],
-                                      created_at=f"{days[i % 60]}T08:00:00Z"))
+            changes.append(
+                source.put(order_id, customer_id=customers[i % 50], created_at=f"{days[i % 60]}T08:00:00Z")
+            )
         elif roll < 0.05:
             changes.append(source.remove(order_id))
         elif roll < 0.25:  # a move to the paired customer: links two groups
@@ -431,36 +507,57 @@ def test_hot_batch_writes_each_group_once(client: Any, settings: Settings) -> No
         assert counting.group_updates, "no group row written"
         assert max(counting.group_updates.values()) == 1, counting.group_updates.most_common(3)
         assert result.max_group_writes == 1
-        print(f"{projection.name}: {result.transactions} transactions, {result.requests} requests, "
-              f"{len(counting.group_updates)} group rows, {elapsed:.1f}s")
+        print(
+            f"{projection.name}: {result.transactions} transactions, {result.requests} requests, "
+            f"{len(counting.group_updates)} group rows, {elapsed:.1f}s"
+        )
     check(client, settings, source, customers, days)
 
 
 # ---------------------------------------------------------------- the command
 
 
-def test_aggregate_command(client: Any, settings: Settings, sink: AggregateSink,
-                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_aggregate_command(
+    client: Any, settings: Settings, sink: AggregateSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from projector.cli.main import cli
 
     source = Source()
-    apply(sink, [source.put("o1", total=Decimal("120.5"), customer_id="c9"),
-                 source.put("o2", total=Decimal("0.00"), customer_id="c9")])
+    apply(
+        sink,
+        [
+            source.put("o1", total=Decimal("120.5"), customer_id="c9"),
+            source.put("o2", total=Decimal("0.00"), customer_id="c9"),
+        ],
+    )
     monkeypatch.setenv("PROJECTOR_AGGREGATES_TABLE", settings.aggregates_table)
     monkeypatch.setenv("PROJECTOR_DYNAMODB_ENDPOINT", ENDPOINT)
     runner = CliRunner()
     out = runner.invoke(cli, ["aggregate", "customer_totals", "c9", "--json"])
     assert out.exit_code == 0, out.output
-    assert json.loads(out.stdout) == {"name": "customer_totals", "key": "c9", "order_count": 2,
-                                      "revenue": "120.50"}
+    assert json.loads(out.stdout) == {
+        "name": "customer_totals",
+        "key": "c9",
+        "order_count": 2,
+        "revenue": "120.50",
+    }
     out = runner.invoke(cli, ["aggregate", "daily_sales", "1999-01-01", "--json"])
-    assert json.loads(out.stdout) == {"name": "daily_sales", "key": "1999-01-01", "order_count": 0,
-                                      "revenue": "0.00"}
+    assert json.loads(out.stdout) == {
+        "name": "daily_sales",
+        "key": "1999-01-01",
+        "order_count": 0,
+        "revenue": "0.00",
+    }
     out = runner.invoke(cli, ["aggregate", "customer_totals", "c9"])
     assert out.exit_code == 0 and "120.50" in out.output
     # through the console script's error handling: one line on stderr, exit 2
     env = {**os.environ, "PROJECTOR_AGGREGATES_TABLE": settings.aggregates_table}
-    done = subprocess.run([sys.executable, "-m", "projector.cli.main", "aggregate", "orders", "x"], env=env,
-                          capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "projector.cli.main", "aggregate", "orders", "x"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "customer_totals, daily_sales" in done.stderr

@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 pytestmark = pytest.mark.integration
 
 
-
 @pytest.fixture(scope="module")
 def client(opensearch_server: str) -> OpenSearch:
     return build_client(Settings(opensearch_url=opensearch_server))
@@ -74,21 +73,35 @@ def with_extra_field() -> Any:
 
 
 def write_one(client: OpenSearch, prefix: str, order_id: str, version: int, second: float) -> None:
-    image = {"order_id": order_id, "customer_id": "c-1", "status": "PAID", "total": Decimal("5.00"),
-             "currency": "EUR", "created_at": "2026-11-27T08:00:00Z", "version": Decimal(version)}
+    image = {
+        "order_id": order_id,
+        "customer_id": "c-1",
+        "status": "PAID",
+        "total": Decimal("5.00"),
+        "currency": "EUR",
+        "created_at": "2026-11-27T08:00:00Z",
+        "version": Decimal(version),
+    }
     kind = ChangeKind.INSERT if version == 1 else ChangeKind.MODIFY
-    change = Change(keys={"order_id": order_id}, kind=kind,
-                    new_image=image, old_image=None, position=StreamPosition(second, str(int(second * 1000))))
+    change = Change(
+        keys={"order_id": order_id},
+        kind=kind,
+        new_image=image,
+        old_image=None,
+        position=StreamPosition(second, str(int(second * 1000))),
+    )
     result = OpenSearchSink(client, Settings(index_prefix=prefix)).apply(
-        orders, [ItemChanges(item_id=order_id, changes=[change])], Deadline.after(30))
+        orders, [ItemChanges(item_id=order_id, changes=[change])], Deadline.after(30)
+    )
     assert (result.applied, result.failed) == (1, {})
 
 
 def test_ensure_is_idempotent_and_creates_everything_once(client: OpenSearch, prefix: str) -> None:
     for _ in range(3):
         assert indexes.ensure(client, orders, prefix) == f"{prefix}orders-g000001"
-    assert aliases(client, prefix) == {f"{prefix}orders-g000001": {
-        f"{prefix}orders": {"filter": READ_FILTER}, f"{prefix}orders-write": {}}}
+    assert aliases(client, prefix) == {
+        f"{prefix}orders-g000001": {f"{prefix}orders": {"filter": READ_FILTER}, f"{prefix}orders-write": {}}
+    }
     [found] = client.indices.get_index_template(name=f"{prefix}orders")["index_templates"]
     template = found["index_template"]
     assert template["index_patterns"] == [f"{prefix}orders-g*"]
@@ -98,8 +111,11 @@ def test_ensure_is_idempotent_and_creates_everything_once(client: OpenSearch, pr
     assert mappings["_meta"]["projector"]["definition_hash"] == orders.definition_hash()
     physical = mapping_of(client, f"{prefix}orders-g000001")
     assert physical["properties"][META_FIELD]["properties"]["visible"] == {"type": "boolean"}
-    assert physical["_meta"]["projector"] == {"projection": "orders", "generation": 1,
-                                              "definition_hash": orders.definition_hash()}
+    assert physical["_meta"]["projector"] == {
+        "projection": "orders",
+        "generation": 1,
+        "definition_hash": orders.definition_hash(),
+    }
     assert indexes.write_targets(client, orders, prefix) == [f"{prefix}orders-g000001"]
     assert indexes.read_index(client, orders, prefix) == f"{prefix}orders-g000001"
 
@@ -160,8 +176,9 @@ def test_rebuild_moves_the_aliases_atomically_and_rolls_back(client: OpenSearch,
         indexes.rollback(client, orders, prefix)
 
 
-def test_rollback_during_a_rebuild_stops_writing_to_the_new_generation(client: OpenSearch,
-                                                                       prefix: str) -> None:
+def test_rollback_during_a_rebuild_stops_writing_to_the_new_generation(
+    client: OpenSearch, prefix: str
+) -> None:
     old = indexes.ensure(client, orders, prefix)
     new = indexes.begin_rebuild(client, orders, prefix)
     assert indexes.rollback(client, orders, prefix) == old
@@ -184,11 +201,17 @@ def test_describe(client: OpenSearch, prefix: str) -> None:
     indexes.ensure(client, orders, prefix)
     described = indexes.describe(client, orders, prefix)
     assert described.to_dict() == {
-        "read_alias": f"{prefix}orders", "write_alias": f"{prefix}orders-write", "exists": True,
-        "read_index": f"{prefix}orders-g000001", "generation": 1,
+        "read_alias": f"{prefix}orders",
+        "write_alias": f"{prefix}orders-write",
+        "exists": True,
+        "read_index": f"{prefix}orders-g000001",
+        "generation": 1,
         "write_indexes": [f"{prefix}orders-g000001"],
-        "stored_hash": orders.definition_hash(), "code_hash": orders.definition_hash(), "rebuilding": False,
-        "needs_rebuild": False}
+        "stored_hash": orders.definition_hash(),
+        "code_hash": orders.definition_hash(),
+        "rebuilding": False,
+        "needs_rebuild": False,
+    }
     changed = with_extra_field()
     assert changed.definition_hash() != orders.definition_hash()
     assert indexes.describe(client, changed, prefix).needs_rebuild

@@ -37,6 +37,7 @@ FAST = RetryPolicy(max_attempts=4, initial_wait_s=0.01, max_wait_s=0.05, jitter_
 
 # --------------------------------------------------------------------------- fixtures and builders
 
+
 @pytest.fixture(scope="module")
 def client(opensearch_server: str) -> OpenSearch:
     return build_client(Settings(opensearch_url=opensearch_server))
@@ -74,25 +75,47 @@ class Stream:
 
 def order(order_id: str, version: int, status: str = "PENDING", total: str = "120.50", **extra: Any) -> dict:
     line = {"sku": "MUG-1", "title": "Red enamel mug", "qty": Decimal(2), "price": Decimal("60.25")}
-    item = {"order_id": order_id, "customer_id": f"c-{order_id[-1]}", "status": status,
-            "total": Decimal(total), "currency": "EUR", "created_at": "2026-11-27T08:15:00Z",
-            "version": Decimal(version), "items": [line]}
+    item = {
+        "order_id": order_id,
+        "customer_id": f"c-{order_id[-1]}",
+        "status": status,
+        "total": Decimal(total),
+        "currency": "EUR",
+        "created_at": "2026-11-27T08:15:00Z",
+        "version": Decimal(version),
+        "items": [line],
+    }
     return {**item, **extra}
 
 
 def insert(image: dict, position: StreamPosition) -> Change:
-    return Change(keys={"order_id": image["order_id"]}, kind=ChangeKind.INSERT, new_image=image,
-                  old_image=None, position=position)
+    return Change(
+        keys={"order_id": image["order_id"]},
+        kind=ChangeKind.INSERT,
+        new_image=image,
+        old_image=None,
+        position=position,
+    )
 
 
 def modify(old: dict, new: dict, position: StreamPosition) -> Change:
-    return Change(keys={"order_id": new["order_id"]}, kind=ChangeKind.MODIFY, new_image=new, old_image=old,
-                  position=position)
+    return Change(
+        keys={"order_id": new["order_id"]},
+        kind=ChangeKind.MODIFY,
+        new_image=new,
+        old_image=old,
+        position=position,
+    )
 
 
 def remove(old: dict, position: StreamPosition) -> Change:
-    return Change(keys={"order_id": old["order_id"]}, kind=ChangeKind.REMOVE, new_image=None, old_image=old,
-                  position=position)
+    return Change(
+        keys={"order_id": old["order_id"]},
+        kind=ChangeKind.REMOVE,
+        new_image=None,
+        old_image=old,
+        position=position,
+    )
 
 
 def grouped(projection: DocumentProjection, changes: list[Change]) -> list[ItemChanges]:
@@ -104,8 +127,12 @@ def grouped(projection: DocumentProjection, changes: list[Change]) -> list[ItemC
     return list(items.values())
 
 
-def apply(sink: OpenSearchSink, changes: list[Change], projection: DocumentProjection = orders,
-          seconds: float = 30.0) -> SinkResult:
+def apply(
+    sink: OpenSearchSink,
+    changes: list[Change],
+    projection: DocumentProjection = orders,
+    seconds: float = 30.0,
+) -> SinkResult:
     return sink.apply(projection, grouped(projection, changes), Deadline.after(seconds))
 
 
@@ -121,8 +148,10 @@ def visible(client: OpenSearch, alias: str, query: dict | None = None) -> tuple[
     body = {"query": query or {"match_all": {}}, "size": 10_000, "track_total_hits": True}
     response = client.search(index=alias, body=body)
     assert all(hit["_source"][META_FIELD]["visible"] for hit in response["hits"]["hits"])
-    hits = {hit["_id"]: {key: value for key, value in hit["_source"].items() if key != META_FIELD}
-            for hit in response["hits"]["hits"]}
+    hits = {
+        hit["_id"]: {key: value for key, value in hit["_source"].items() if key != META_FIELD}
+        for hit in response["hits"]["hits"]
+    }
     count = client.count(index=alias, body={"query": body["query"]})["count"]
     return hits, response["hits"]["total"]["value"], count
 
@@ -172,12 +201,19 @@ class Spy:
 
 # --------------------------------------------------------------------------- 1. replays change nothing
 
-def test_replaying_a_batch_any_number_of_times_changes_nothing(client: OpenSearch, sink: OpenSearchSink,
-                                                               prefix: str) -> None:
+
+def test_replaying_a_batch_any_number_of_times_changes_nothing(
+    client: OpenSearch, sink: OpenSearchSink, prefix: str
+) -> None:
     stream = Stream()
     a1, a2, b1, c1 = order("o-1", 1), order("o-1", 2, "PAID"), order("o-2", 1), order("o-3", 1)
-    batch = [insert(a1, stream.next()), insert(b1, stream.next()), modify(a1, a2, stream.next()),
-             insert(c1, stream.next()), remove(b1, stream.next(1))]
+    batch = [
+        insert(a1, stream.next()),
+        insert(b1, stream.next()),
+        modify(a1, a2, stream.next()),
+        insert(c1, stream.next()),
+        remove(b1, stream.next(1)),
+    ]
     first = apply(sink, batch)
     assert (first.applied, first.stale, first.failed, first.poison) == (5, 0, {}, [])
     before = stored(client, f"{prefix}orders", ["o-1", "o-2", "o-3"])
@@ -189,14 +225,16 @@ def test_replaying_a_batch_any_number_of_times_changes_nothing(client: OpenSearc
         assert (again.applied, again.stale, again.failed, again.poison) == (0, 5, {}, [])
         assert again.requests == 2  # the alias lookup and one mget: nothing newer, so no bulk at all
     for start in range(len(batch)):
-        assert apply(sink, batch[start:start + 2]).applied == 0
+        assert apply(sink, batch[start : start + 2]).applied == 0
     assert stored(client, f"{prefix}orders", ["o-1", "o-2", "o-3"]) == before
 
 
 # --------------------------------------------------------------------------- 2. order, coalescing, chunks
 
-def test_an_older_change_after_a_newer_one_never_overwrites(client: OpenSearch, sink: OpenSearchSink,
-                                                            prefix: str) -> None:
+
+def test_an_older_change_after_a_newer_one_never_overwrites(
+    client: OpenSearch, sink: OpenSearchSink, prefix: str
+) -> None:
     stream = Stream()
     v1, v2, v3 = order("o-1", 1), order("o-1", 2, "PAID"), order("o-1", 3, "SHIPPED")
     c1, c2, c3 = insert(v1, stream.next()), modify(v1, v2, stream.next()), modify(v2, v3, stream.next())
@@ -215,8 +253,9 @@ def orders_version(rev_life: int, rev: int, deleted: bool) -> int:
     return scheme_for(orders.version).external_version(state)
 
 
-def test_a_racing_writer_is_caught_by_the_external_version(client: OpenSearch, settings: Settings,
-                                                           prefix: str) -> None:
+def test_a_racing_writer_is_caught_by_the_external_version(
+    client: OpenSearch, settings: Settings, prefix: str
+) -> None:
     """The mget misses a newer write (a concurrent Lambda): the 409 leads to a re-read, not a lost update."""
     indexes.ensure(client, orders, prefix)
     stream = Stream()
@@ -235,13 +274,16 @@ def test_a_racing_writer_is_caught_by_the_external_version(client: OpenSearch, s
     assert stored(client, f"{prefix}orders", ["o-1"])["o-1"][1]["status"] == "PAID"
 
 
-def test_five_changes_of_one_item_become_one_bulk_action(client: OpenSearch, settings: Settings,
-                                                         prefix: str) -> None:
+def test_five_changes_of_one_item_become_one_bulk_action(
+    client: OpenSearch, settings: Settings, prefix: str
+) -> None:
     indexes.ensure(client, orders, prefix)
     spy = Spy(client)
     stream = Stream()
-    images = [order("o-1", version, status) for version, status in
-              enumerate(["PENDING", "PAID", "PAID", "SHIPPED", "SHIPPED"], start=1)]
+    images = [
+        order("o-1", version, status)
+        for version, status in enumerate(["PENDING", "PAID", "PAID", "SHIPPED", "SHIPPED"], start=1)
+    ]
     changes = [insert(images[0], stream.next())]
     changes += [modify(old, new, stream.next()) for old, new in pairwise(images)]
     result = apply(OpenSearchSink(spy, settings), changes)  # type: ignore[arg-type]
@@ -252,8 +294,9 @@ def test_five_changes_of_one_item_become_one_bulk_action(client: OpenSearch, set
     assert stored(client, f"{prefix}orders", ["o-1"])["o-1"][1]["version"] == 5
 
 
-def test_a_batch_of_many_items_is_one_bulk_per_size_limited_chunk(client: OpenSearch, settings: Settings,
-                                                                  prefix: str) -> None:
+def test_a_batch_of_many_items_is_one_bulk_per_size_limited_chunk(
+    client: OpenSearch, settings: Settings, prefix: str
+) -> None:
     indexes.ensure(client, orders, prefix)
     limit = 64 * 1024
     spy = Spy(client)
@@ -273,8 +316,10 @@ def test_a_batch_of_many_items_is_one_bulk_per_size_limited_chunk(client: OpenSe
 
 # --------------------------------------------------------------------------- 3. deletes never come back
 
-def test_deletes_never_come_back_after_gc_deletes(client: OpenSearch, sink: OpenSearchSink,
-                                                  prefix: str) -> None:
+
+def test_deletes_never_come_back_after_gc_deletes(
+    client: OpenSearch, sink: OpenSearchSink, prefix: str
+) -> None:
     physical = indexes.read_index(client, orders, prefix)
     client.indices.put_settings(index=physical, body={"index": {"gc_deletes": "1s"}})
     stream = Stream()
@@ -296,13 +341,23 @@ def test_deletes_never_come_back_after_gc_deletes(client: OpenSearch, sink: Open
     assert version == orders_version(1, 2, deleted=True)
 
 
-def test_a_real_delete_is_forgotten_after_gc_deletes(client: OpenSearch, sink: OpenSearchSink,
-                                                     prefix: str) -> None:
+def test_a_real_delete_is_forgotten_after_gc_deletes(
+    client: OpenSearch, sink: OpenSearchSink, prefix: str
+) -> None:
     """Why tombstones are documents: an external-versioned delete stops blocking once gc_deletes passed."""
     physical = indexes.read_index(client, orders, prefix)
     client.indices.put_settings(index=physical, body={"index": {"gc_deletes": "1s"}})
-    body = {"order_id": "x", META_FIELD: {"life": 0, "rev": 1, "deleted": False, "position": None,
-                                          "seen_at": 0.0, "visible": True}}
+    body = {
+        "order_id": "x",
+        META_FIELD: {
+            "life": 0,
+            "rev": 1,
+            "deleted": False,
+            "position": None,
+            "seen_at": 0.0,
+            "visible": True,
+        },
+    }
     client.index(index=physical, id="x", body=body, version=5, version_type="external")
     client.delete(index=physical, id="x", version=6, version_type="external")
     time.sleep(2.5)
@@ -313,8 +368,10 @@ def test_a_real_delete_is_forgotten_after_gc_deletes(client: OpenSearch, sink: O
 
 # --------------------------------------------------------------------------- 4. re-creation
 
-def test_recreated_item_shows_its_new_life_and_ignores_the_old_one(client: OpenSearch, sink: OpenSearchSink,
-                                                                   prefix: str) -> None:
+
+def test_recreated_item_shows_its_new_life_and_ignores_the_old_one(
+    client: OpenSearch, sink: OpenSearchSink, prefix: str
+) -> None:
     stream = Stream()
     old1, old2 = order("o-1", 1, total="10.00"), order("o-1", 2, "PAID", total="10.00")
     old_life = [insert(old1, stream.next()), modify(old1, old2, stream.next())]
@@ -333,8 +390,9 @@ def test_recreated_item_shows_its_new_life_and_ignores_the_old_one(client: OpenS
     assert stored(client, f"{prefix}orders", ["o-1"])["o-1"][1][META_FIELD]["life"] == 1
 
 
-def test_delete_and_recreation_inside_one_batch(client: OpenSearch, sink: OpenSearchSink,
-                                                prefix: str) -> None:
+def test_delete_and_recreation_inside_one_batch(
+    client: OpenSearch, sink: OpenSearchSink, prefix: str
+) -> None:
     stream = Stream()
     v1, v2 = order("o-1", 1), order("o-1", 1, "PAID", note="new life")
     batch = [insert(v1, stream.next()), remove(v1, stream.next()), insert(v2, stream.next())]
@@ -344,14 +402,17 @@ def test_delete_and_recreation_inside_one_batch(client: OpenSearch, sink: OpenSe
 
 # --------------------------------------------------------------------------- 5. poison
 
+
 def whole_item(item: dict[str, Any]) -> dict[str, Any]:
     return dict(item)
 
 
-def test_poison_documents_are_reported_and_the_rest_applied(client: OpenSearch, settings: Settings,
-                                                            prefix: str) -> None:
-    loose = DocumentProjection(name="loose_orders", key_attributes=("order_id",), mappings=orders.mappings,
-                               document=whole_item)
+def test_poison_documents_are_reported_and_the_rest_applied(
+    client: OpenSearch, settings: Settings, prefix: str
+) -> None:
+    loose = DocumentProjection(
+        name="loose_orders", key_attributes=("order_id",), mappings=orders.mappings, document=whole_item
+    )
     indexes.ensure(client, loose, prefix)
     sink = OpenSearchSink(client, settings, limits=WriteLimits(max_document_bytes=20_000), retry_policy=FAST)
     stream = Stream()
@@ -380,21 +441,27 @@ def test_poison_documents_are_reported_and_the_rest_applied(client: OpenSearch, 
 
 # --------------------------------------------------------------------------- 6. the read alias hides them
 
+
 def hide_cancelled(item: dict[str, Any]) -> dict[str, Any] | None:
     return None if item["status"] == "CANCELLED" else order_document(item)
 
 
-def test_the_read_alias_never_shows_tombstones_or_hidden_documents(client: OpenSearch, settings: Settings,
-                                                                   prefix: str) -> None:
-    hiding = DocumentProjection(name="open_orders", key_attributes=("order_id",), mappings=orders.mappings,
-                                document=hide_cancelled)
+def test_the_read_alias_never_shows_tombstones_or_hidden_documents(
+    client: OpenSearch, settings: Settings, prefix: str
+) -> None:
+    hiding = DocumentProjection(
+        name="open_orders", key_attributes=("order_id",), mappings=orders.mappings, document=hide_cancelled
+    )
     indexes.ensure(client, hiding, prefix)
     sink = OpenSearchSink(client, settings)
     stream = Stream()
     images = {n: order(f"o-{n}", 1, "PAID") for n in range(6)}
     changes = [insert(image, stream.next()) for image in images.values()]
-    changes += [remove(images[0], stream.next()), remove(images[1], stream.next()),
-                modify(images[2], order("o-2", 2, "CANCELLED"), stream.next())]
+    changes += [
+        remove(images[0], stream.next()),
+        remove(images[1], stream.next()),
+        modify(images[2], order("o-2", 2, "CANCELLED"), stream.next()),
+    ]
     assert apply(sink, changes, hiding).applied == 9
     alias = f"{prefix}open_orders"
     everything_but_paid = {"bool": {"must_not": {"term": {"status": "PAID"}}}}
@@ -408,14 +475,17 @@ def test_the_read_alias_never_shows_tombstones_or_hidden_documents(client: OpenS
 # --------------------------------------------------------------------------- 7. stream-position versions
 
 EVENTS = DocumentProjection(
-    name="events", key_attributes=("order_id",), version=StreamPositionVersion(),
+    name="events",
+    key_attributes=("order_id",),
+    version=StreamPositionVersion(),
     mappings={"properties": {"order_id": {"type": "keyword"}, "step": {"type": "long"}}},
     document=lambda item: {"order_id": item["order_id"], "step": item["step"]},
 )
 
 
-def test_stream_position_versions_order_same_second_changes(client: OpenSearch, settings: Settings,
-                                                            prefix: str) -> None:
+def test_stream_position_versions_order_same_second_changes(
+    client: OpenSearch, settings: Settings, prefix: str
+) -> None:
     indexes.ensure(client, EVENTS, prefix)
     sink = OpenSearchSink(client, settings)
     second = 1_790_000_000.4
@@ -441,8 +511,10 @@ def test_stream_position_versions_order_same_second_changes(client: OpenSearch, 
 
 # --------------------------------------------------------------------------- 8. a 10,000-change batch
 
-def test_a_ten_thousand_change_batch_lands_exactly(client: OpenSearch, settings: Settings,
-                                                   prefix: str) -> None:
+
+def test_a_ten_thousand_change_batch_lands_exactly(
+    client: OpenSearch, settings: Settings, prefix: str
+) -> None:
     indexes.ensure(client, orders, prefix)
     spy = Spy(client)
     sink = OpenSearchSink(spy, settings)  # type: ignore[arg-type]
@@ -487,9 +559,11 @@ def test_a_ten_thousand_change_batch_lands_exactly(client: OpenSearch, settings:
 
 # --------------------------------------------------------------------------- 9. failures
 
+
 def test_an_unreachable_server_fails_the_items_within_the_deadline(settings: Settings) -> None:
-    dead = Settings(opensearch_url="http://127.0.0.1:1", index_prefix=settings.index_prefix,
-                    opensearch_timeout_s=1)
+    dead = Settings(
+        opensearch_url="http://127.0.0.1:1", index_prefix=settings.index_prefix, opensearch_timeout_s=1
+    )
     sink = OpenSearchSink(build_client(dead), dead)
     stream = Stream()
     changes = [insert(order(f"o-{n}", 1), stream.next()) for n in range(3)]
@@ -511,8 +585,13 @@ def test_throttled_items_alone_are_retried(client: OpenSearch, settings: Setting
         body: bytes = kwargs["body"]
         lines = body.split(b"\n")
         answer = call(body=b"\n".join(lines[2:]), request_timeout=kwargs["request_timeout"])
-        first = {"index": {"_id": json.loads(lines[0])["index"]["_id"], "status": 429,
-                           "error": {"type": "es_rejected_execution_exception", "reason": "queue full"}}}
+        first = {
+            "index": {
+                "_id": json.loads(lines[0])["index"]["_id"],
+                "status": 429,
+                "error": {"type": "es_rejected_execution_exception", "reason": "queue full"},
+            }
+        }
         return {**answer, "errors": True, "items": [first, *answer["items"]]}
 
     spy.bulk_faults = [throttle_first]
@@ -524,8 +603,9 @@ def test_throttled_items_alone_are_retried(client: OpenSearch, settings: Setting
     assert visible(client, f"{prefix}orders")[1] == 4
 
 
-def test_a_lost_answer_is_retried_and_counted_once(client: OpenSearch, settings: Settings,
-                                                   prefix: str) -> None:
+def test_a_lost_answer_is_retried_and_counted_once(
+    client: OpenSearch, settings: Settings, prefix: str
+) -> None:
     """The bulk lands but its answer is lost: the retry gets 409s, finds its own writes, counts them once."""
     indexes.ensure(client, orders, prefix)
     spy = Spy(client)
@@ -542,10 +622,12 @@ def test_a_lost_answer_is_retried_and_counted_once(client: OpenSearch, settings:
     assert spy.calls == ["get_alias", "mget", "bulk", "bulk", "mget"]
 
 
-def test_a_missing_write_alias_is_created_by_the_sink(client: OpenSearch, settings: Settings,
-                                                      prefix: str) -> None:
-    fresh = DocumentProjection(name="fresh_orders", key_attributes=("order_id",), mappings=orders.mappings,
-                               document=order_document)
+def test_a_missing_write_alias_is_created_by_the_sink(
+    client: OpenSearch, settings: Settings, prefix: str
+) -> None:
+    fresh = DocumentProjection(
+        name="fresh_orders", key_attributes=("order_id",), mappings=orders.mappings, document=order_document
+    )
     stream = Stream()
     result = apply(OpenSearchSink(client, settings), [insert(order("o-1", 1), stream.next())], fresh)
     assert (result.applied, result.failed) == (1, {})

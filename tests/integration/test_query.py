@@ -39,29 +39,86 @@ pytestmark = pytest.mark.integration
 URL = "http://127.0.0.1:9200"
 
 CATALOG = [
-    {"order_id": "o-001", "customer_id": "c-1", "status": "PAID", "total": 120.5, "currency": "EUR",
-     "created_at": "2026-01-05T10:00:00Z", "note": "gift wrap please", "version": 1,
-     "items": [{"sku": "MUG-BLUE", "title": "Blue ceramic mug", "qty": 2, "price": 60.25}]},
-    {"order_id": "o-002", "customer_id": "c-1", "status": "SHIPPED", "total": 15, "currency": "EUR",
-     "created_at": "2026-01-06T08:30:00Z", "note": "the mug arrived broken last time", "version": 2,
-     "items": [{"sku": "PLATE", "title": "Ceramic plate", "qty": 1, "price": 15}]},
-    {"order_id": "o-003", "customer_id": "c-2", "status": "PENDING", "total": 7.99,
-     "created_at": "2026-02-01T00:00:00Z", "note": "customer wrote: status:PAID OR *", "version": 1,
-     "items": [{"sku": "TEA", "title": "Green tea", "qty": 3, "price": 2.67}]},
-    {"order_id": "o-004", "customer_id": "c-3", "status": "CANCELLED", "total": 0.3, "currency": "USD",
-     "created_at": "2025-12-31T23:59:59Z", "note": 'pasted {"match_all":{}} and a "quote" and back\\slash',
-     "version": 4, "items": [{"sku": "SPOON", "title": "Silver spoon", "qty": 1, "price": 0.3}]},
-    {"order_id": "o-005", "customer_id": "c-2", "status": "PAID", "total": 1000, "currency": "EUR",
-     "created_at": "2026-01-31T23:59:59.999Z", "version": 1,
-     "items": [{"sku": "MUG-BLUE", "title": "Blue ceramic mug", "qty": 1, "price": 10},
-               {"sku": "KETTLE", "title": "Electric kettle", "qty": 1, "price": 990}]},
+    {
+        "order_id": "o-001",
+        "customer_id": "c-1",
+        "status": "PAID",
+        "total": 120.5,
+        "currency": "EUR",
+        "created_at": "2026-01-05T10:00:00Z",
+        "note": "gift wrap please",
+        "version": 1,
+        "items": [{"sku": "MUG-BLUE", "title": "Blue ceramic mug", "qty": 2, "price": 60.25}],
+    },
+    {
+        "order_id": "o-002",
+        "customer_id": "c-1",
+        "status": "SHIPPED",
+        "total": 15,
+        "currency": "EUR",
+        "created_at": "2026-01-06T08:30:00Z",
+        "note": "the mug arrived broken last time",
+        "version": 2,
+        "items": [{"sku": "PLATE", "title": "Ceramic plate", "qty": 1, "price": 15}],
+    },
+    {
+        "order_id": "o-003",
+        "customer_id": "c-2",
+        "status": "PENDING",
+        "total": 7.99,
+        "created_at": "2026-02-01T00:00:00Z",
+        "note": "customer wrote: status:PAID OR *",
+        "version": 1,
+        "items": [{"sku": "TEA", "title": "Green tea", "qty": 3, "price": 2.67}],
+    },
+    {
+        "order_id": "o-004",
+        "customer_id": "c-3",
+        "status": "CANCELLED",
+        "total": 0.3,
+        "currency": "USD",
+        "created_at": "2025-12-31T23:59:59Z",
+        "note": 'pasted {"match_all":{}} and a "quote" and back\\slash',
+        "version": 4,
+        "items": [{"sku": "SPOON", "title": "Silver spoon", "qty": 1, "price": 0.3}],
+    },
+    {
+        "order_id": "o-005",
+        "customer_id": "c-2",
+        "status": "PAID",
+        "total": 1000,
+        "currency": "EUR",
+        "created_at": "2026-01-31T23:59:59.999Z",
+        "version": 1,
+        "items": [
+            {"sku": "MUG-BLUE", "title": "Blue ceramic mug", "qty": 1, "price": 10},
+            {"sku": "KETTLE", "title": "Electric kettle", "qty": 1, "price": 990},
+        ],
+    },
 ]
 TOMBSTONES = [
-    {"order_id": "o-006", "customer_id": "c-1", "status": "PAID", "total": 500, "currency": "EUR",
-     "created_at": "2026-01-05T11:00:00Z", "note": "gift wrap please", "version": 3,
-     "items": [{"sku": "MUG-BLUE", "title": "Blue ceramic mug", "qty": 1, "price": 500}]},
-    {"order_id": "o-000", "customer_id": "c-9", "status": "PAID", "total": 9, "currency": "USD",
-     "created_at": "2026-01-01T00:00:00Z", "note": "status:PAID OR * match_all", "version": 2, "items": []},
+    {
+        "order_id": "o-006",
+        "customer_id": "c-1",
+        "status": "PAID",
+        "total": 500,
+        "currency": "EUR",
+        "created_at": "2026-01-05T11:00:00Z",
+        "note": "gift wrap please",
+        "version": 3,
+        "items": [{"sku": "MUG-BLUE", "title": "Blue ceramic mug", "qty": 1, "price": 500}],
+    },
+    {
+        "order_id": "o-000",
+        "customer_id": "c-9",
+        "status": "PAID",
+        "total": 9,
+        "currency": "USD",
+        "created_at": "2026-01-01T00:00:00Z",
+        "note": "status:PAID OR * match_all",
+        "version": 2,
+        "items": [],
+    },
 ]
 VISIBLE_IDS = {doc["order_id"] for doc in CATALOG}
 
@@ -82,7 +139,7 @@ def _layout(client: Any, documents: list[dict[str, Any]], hidden: list[dict[str,
         lines.append({"index": {"_index": write, "_id": doc["order_id"]}})
         lines.append({**doc, META_FIELD: {"visible": visible, "deleted": not visible}})
     for start in range(0, len(lines), 1000):
-        response = client.bulk(body=lines[start:start + 1000], refresh="wait_for")
+        response = client.bulk(body=lines[start : start + 1000], refresh="wait_for")
         assert not response["errors"], response
     return settings
 
@@ -106,6 +163,7 @@ def ids(result: Any) -> list[str]:
 
 # --- text ---------------------------------------------------------------------------------------------
 
+
 def test_the_order_whose_item_title_matches_ranks_first(client: Any, catalog: Settings) -> None:
     result = search(client, catalog, "orders", text="ceramic mug")
     assert ids(result)[0] == "o-001"
@@ -120,58 +178,67 @@ def test_every_word_must_occur(client: Any, catalog: Settings) -> None:
     assert ids(search(client, catalog, orders, text="  GIFT   wrap ")) == ["o-001"]
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("status:PAID OR *", {"o-003"}),  # the note that literally says so, not every PAID order
-    ("*", set()),
-    ('"', set()),
-    ("\\", set()),
-    ('{"match_all":{}}', {"o-004"}),
-    ('"quote"', {"o-004"}),
-    ("back\\slash", {"o-004"}),
-    ("OR", {"o-003"}),
-    ("status:PAID", {"o-003"}),
-])
-def test_injection_attempts_are_literal_text(client: Any, catalog: Settings, text: str,
-                                            expected: set) -> None:
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("status:PAID OR *", {"o-003"}),  # the note that literally says so, not every PAID order
+        ("*", set()),
+        ('"', set()),
+        ("\\", set()),
+        ('{"match_all":{}}', {"o-004"}),
+        ('"quote"', {"o-004"}),
+        ("back\\slash", {"o-004"}),
+        ("OR", {"o-003"}),
+        ("status:PAID", {"o-003"}),
+    ],
+)
+def test_injection_attempts_are_literal_text(
+    client: Any, catalog: Settings, text: str, expected: set
+) -> None:
     result = search(client, catalog, orders, text=text)
     assert set(ids(result)) == expected
     assert result.total == len(expected)
 
 
-@pytest.mark.parametrize("condition", ["status=PAID OR *", "customer_id=*", 'status={"match_all":{}}',
-                                       "order_id=o-00?"])
+@pytest.mark.parametrize(
+    "condition", ["status=PAID OR *", "customer_id=*", 'status={"match_all":{}}', "order_id=o-00?"]
+)
 def test_where_values_are_literal_too(client: Any, catalog: Settings, condition: str) -> None:
     assert search(client, catalog, orders, where=[condition]).total == 0
 
 
 # --- filters ------------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("where", "expected"), [
-    (["status=PAID"], {"o-001", "o-005"}),
-    (["customer_id=c-1"], {"o-001", "o-002"}),
-    (["currency=USD"], {"o-004"}),
-    (["total=120.50"], {"o-001"}),
-    (["total=15"], {"o-002"}),
-    (["total=0.3"], {"o-004"}),
-    (["total>=15"], {"o-001", "o-002", "o-005"}),
-    (["total>15"], {"o-001", "o-005"}),
-    (["total<=15"], {"o-002", "o-003", "o-004"}),
-    (["total<15"], {"o-003", "o-004"}),
-    (["version=1"], {"o-001", "o-003", "o-005"}),
-    (["items.sku=MUG-BLUE"], {"o-001", "o-005"}),
-    (["items.qty>=3"], {"o-003"}),
-    (["created_at>=2026-01-01"], {"o-001", "o-002", "o-003", "o-005"}),
-    (["created_at=2026-01"], {"o-001", "o-002", "o-005"}),
-    (["created_at=2026-01-31"], {"o-005"}),
-    (["created_at<2026-01-06"], {"o-001", "o-004"}),
-    (["created_at<=2026-01-06"], {"o-001", "o-002", "o-004"}),
-    (["created_at>2026-01-31"], {"o-003"}),
-    (["created_at>2026-01-05T10:00:00Z"], {"o-002", "o-003", "o-005"}),
-    (["created_at>=2026-01-05T10:00:00Z", "created_at<=2026-01-06T08:30:00Z"], {"o-001", "o-002"}),
-    (["created_at=2026-01-05T11:00:00+01:00"], {"o-001"}),
-    (["status=PAID", "total>=200"], {"o-005"}),
-    (["order_id=o-006"], set()),
-])
+
+@pytest.mark.parametrize(
+    ("where", "expected"),
+    [
+        (["status=PAID"], {"o-001", "o-005"}),
+        (["customer_id=c-1"], {"o-001", "o-002"}),
+        (["currency=USD"], {"o-004"}),
+        (["total=120.50"], {"o-001"}),
+        (["total=15"], {"o-002"}),
+        (["total=0.3"], {"o-004"}),
+        (["total>=15"], {"o-001", "o-002", "o-005"}),
+        (["total>15"], {"o-001", "o-005"}),
+        (["total<=15"], {"o-002", "o-003", "o-004"}),
+        (["total<15"], {"o-003", "o-004"}),
+        (["version=1"], {"o-001", "o-003", "o-005"}),
+        (["items.sku=MUG-BLUE"], {"o-001", "o-005"}),
+        (["items.qty>=3"], {"o-003"}),
+        (["created_at>=2026-01-01"], {"o-001", "o-002", "o-003", "o-005"}),
+        (["created_at=2026-01"], {"o-001", "o-002", "o-005"}),
+        (["created_at=2026-01-31"], {"o-005"}),
+        (["created_at<2026-01-06"], {"o-001", "o-004"}),
+        (["created_at<=2026-01-06"], {"o-001", "o-002", "o-004"}),
+        (["created_at>2026-01-31"], {"o-003"}),
+        (["created_at>2026-01-05T10:00:00Z"], {"o-002", "o-003", "o-005"}),
+        (["created_at>=2026-01-05T10:00:00Z", "created_at<=2026-01-06T08:30:00Z"], {"o-001", "o-002"}),
+        (["created_at=2026-01-05T11:00:00+01:00"], {"o-001"}),
+        (["status=PAID", "total>=200"], {"o-005"}),
+        (["order_id=o-006"], set()),
+    ],
+)
 def test_filters(client: Any, catalog: Settings, where: list[str], expected: set) -> None:
     result = search(client, catalog, orders, where=where)
     assert set(ids(result)) == expected
@@ -182,16 +249,19 @@ def test_text_and_filters_combine(client: Any, catalog: Settings) -> None:
     assert ids(search(client, catalog, orders, text="ceramic mug", where=["customer_id=c-2"])) == ["o-005"]
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"where": ["colour=red"]}, "unknown field 'colour' for --where; fields: created_at, currency"),
-    ({"where": ["total=abc"]}, "total is a number field (double): 'abc' is not a number"),
-    ({"where": ["created_at>=tomorrow"]}, "created_at is a date field"),
-    ({"where": ["version>1.5"]}, "version is an integer field"),
-    ({"where": ["note=gift"]}, "note is a full-text field"),
-    ({"sort": "note"}, "cannot sort on full-text field note"),
-    ({"limit": 1001}, "limit must be an integer from 1 to 1000"),
-    ({"cursor": "garbage"}, "not a search cursor"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"where": ["colour=red"]}, "unknown field 'colour' for --where; fields: created_at, currency"),
+        ({"where": ["total=abc"]}, "total is a number field (double): 'abc' is not a number"),
+        ({"where": ["created_at>=tomorrow"]}, "created_at is a date field"),
+        ({"where": ["version>1.5"]}, "version is an integer field"),
+        ({"where": ["note=gift"]}, "note is a full-text field"),
+        ({"sort": "note"}, "cannot sort on full-text field note"),
+        ({"limit": 1001}, "limit must be an integer from 1 to 1000"),
+        ({"cursor": "garbage"}, "not a search cursor"),
+    ],
+)
 def test_bad_queries_are_clear_errors(client: Any, catalog: Settings, kwargs: dict, message: str) -> None:
     with pytest.raises(QueryError) as raised:
         search(client, catalog, orders, **kwargs)
@@ -213,6 +283,7 @@ def test_a_missing_alias_says_to_run_setup(client: Any) -> None:
 
 # --- tombstones ---------------------------------------------------------------------------------------
 
+
 def test_tombstones_are_never_returned_nor_counted(client: Any, catalog: Settings) -> None:
     everything = search(client, catalog, orders, limit=1000)
     assert set(ids(everything)) == VISIBLE_IDS
@@ -232,24 +303,44 @@ def test_the_visible_filter_guards_a_physical_index_too(client: Any, catalog: Se
 def test_an_order_removed_through_the_sink_is_gone(client: Any) -> None:
     settings = _layout(client, [], [])
     sink = OpenSearchSink(client, settings)
-    order = {"order_id": "s-1", "customer_id": "c-1", "status": "PAID", "total": Decimal("120.50"),
-             "currency": "EUR", "created_at": "2026-01-05T10:00:00Z", "version": Decimal(1),
-             "items": [{"sku": "A", "title": "Blue mug", "qty": Decimal(2), "price": Decimal("60.25")}]}
+    order = {
+        "order_id": "s-1",
+        "customer_id": "c-1",
+        "status": "PAID",
+        "total": Decimal("120.50"),
+        "currency": "EUR",
+        "created_at": "2026-01-05T10:00:00Z",
+        "version": Decimal(1),
+        "items": [{"sku": "A", "title": "Blue mug", "qty": Decimal(2), "price": Decimal("60.25")}],
+    }
     alias = indexes.names(orders, settings.index_prefix).read_alias
     try:
-        insert = Change(keys={"order_id": "s-1"}, kind=ChangeKind.INSERT, new_image=order, old_image=None,
-                        position=StreamPosition(1.0, "100"))
+        insert = Change(
+            keys={"order_id": "s-1"},
+            kind=ChangeKind.INSERT,
+            new_image=order,
+            old_image=None,
+            position=StreamPosition(1.0, "100"),
+        )
         assert sink.apply(orders, [ItemChanges("s-1", [insert])], Deadline.after(30)).applied == 1
         client.indices.refresh(index=alias)
         found = search(client, settings, orders, text="blue mug")
         assert found.total == 1
         assert (found.hits[0].total, found.hits[0].items[0].price) == (Decimal("120.50"), Decimal("60.25"))
-        remove = Change(keys={"order_id": "s-1"}, kind=ChangeKind.REMOVE, new_image=None, old_image=order,
-                        position=StreamPosition(2.0, "200"))
+        remove = Change(
+            keys={"order_id": "s-1"},
+            kind=ChangeKind.REMOVE,
+            new_image=None,
+            old_image=order,
+            position=StreamPosition(2.0, "200"),
+        )
         assert sink.apply(orders, [ItemChanges("s-1", [remove])], Deadline.after(30)).applied == 1
         client.indices.refresh(index=alias)
-        for gone in (search(client, settings, orders, text="blue mug"), search(client, settings, orders),
-                     search(client, settings, orders, where=["order_id=s-1"])):
+        for gone in (
+            search(client, settings, orders, text="blue mug"),
+            search(client, settings, orders),
+            search(client, settings, orders, where=["order_id=s-1"]),
+        ):
             assert (gone.total, gone.hits) == (0, [])
         assert facets(client, settings, orders, "status") == []
     finally:
@@ -257,6 +348,7 @@ def test_an_order_removed_through_the_sink_is_gone(client: Any) -> None:
 
 
 # --- documents, sort, cursors -------------------------------------------------------------------------
+
 
 def test_hits_are_typed_exact_documents(client: Any, catalog: Settings) -> None:
     result = search(client, catalog, orders, where=["customer_id=c-3"])
@@ -269,18 +361,22 @@ def test_hits_are_typed_exact_documents(client: Any, catalog: Settings) -> None:
     assert dumped["order_id"] == "o-004"
 
 
-@pytest.mark.parametrize(("sort", "expected"), [
-    ("total:desc", ["o-005", "o-001", "o-002", "o-003", "o-004"]),
-    ("total", ["o-004", "o-003", "o-002", "o-001", "o-005"]),
-    ("created_at:asc", ["o-004", "o-001", "o-002", "o-005", "o-003"]),
-    ("customer_id:desc", ["o-004", "o-003", "o-005", "o-001", "o-002"]),
-    ("currency", ["o-001", "o-002", "o-005", "o-004", "o-003"]),  # o-003 has no currency: last
-    ("currency:desc", ["o-004", "o-001", "o-002", "o-005", "o-003"]),
-    (None, ["o-001", "o-002", "o-003", "o-004", "o-005"]),
-])
+@pytest.mark.parametrize(
+    ("sort", "expected"),
+    [
+        ("total:desc", ["o-005", "o-001", "o-002", "o-003", "o-004"]),
+        ("total", ["o-004", "o-003", "o-002", "o-001", "o-005"]),
+        ("created_at:asc", ["o-004", "o-001", "o-002", "o-005", "o-003"]),
+        ("customer_id:desc", ["o-004", "o-003", "o-005", "o-001", "o-002"]),
+        ("currency", ["o-001", "o-002", "o-005", "o-004", "o-003"]),  # o-003 has no currency: last
+        ("currency:desc", ["o-004", "o-001", "o-002", "o-005", "o-003"]),
+        (None, ["o-001", "o-002", "o-003", "o-004", "o-005"]),
+    ],
+)
 @pytest.mark.parametrize("limit", [1, 2, 5])
-def test_cursors_walk_every_order_without_duplicates(client: Any, catalog: Settings, sort: str | None,
-                                                      expected: list[str], limit: int) -> None:
+def test_cursors_walk_every_order_without_duplicates(
+    client: Any, catalog: Settings, sort: str | None, expected: list[str], limit: int
+) -> None:
     walked: list[str] = []
     for page in pages(client, catalog, orders, sort=sort, limit=limit):
         assert page.total == 5
@@ -291,8 +387,11 @@ def test_cursors_walk_every_order_without_duplicates(client: Any, catalog: Setti
 
 def test_relevance_pages_join_up(client: Any, catalog: Settings) -> None:
     whole = ids(search(client, catalog, orders, text="ceramic mug"))
-    walked = [order_id for page in pages(client, catalog, orders, text="ceramic mug", limit=1)
-              for order_id in ids(page)]
+    walked = [
+        order_id
+        for page in pages(client, catalog, orders, text="ceramic mug", limit=1)
+        for order_id in ids(page)
+    ]
     assert walked == whole
 
 
@@ -314,9 +413,14 @@ def test_a_cursor_from_another_query_is_refused(client: Any, catalog: Settings) 
 
 # --- facets -------------------------------------------------------------------------------------------
 
+
 def test_facet_counts(client: Any, catalog: Settings) -> None:
-    assert facets(client, catalog, orders, "status") == [("PAID", 2), ("CANCELLED", 1), ("PENDING", 1),
-                                                          ("SHIPPED", 1)]
+    assert facets(client, catalog, orders, "status") == [
+        ("PAID", 2),
+        ("CANCELLED", 1),
+        ("PENDING", 1),
+        ("SHIPPED", 1),
+    ]
     assert facets(client, catalog, orders, "items.sku", size=2) == [("MUG-BLUE", 2), ("KETTLE", 1)]
     assert facets(client, catalog, orders, "status", text="ceramic mug") == [("PAID", 2), ("SHIPPED", 1)]
     assert facets(client, catalog, orders, "currency", where=["total>=15"]) == [("EUR", 3)]
@@ -327,14 +431,25 @@ def test_facet_counts(client: Any, catalog: Settings) -> None:
 # --- nested objects -----------------------------------------------------------------------------------
 
 CARTS = DocumentProjection(
-    name="carts", key_attributes=("cart_id",), text_fields=("lines.title", "comment"),
+    name="carts",
+    key_attributes=("cart_id",),
+    text_fields=("lines.title", "comment"),
     document=lambda item: item,
-    mappings={"properties": {
-        "cart_id": {"type": "keyword"},
-        "comment": {"type": "text"},
-        "lines": {"type": "nested", "properties": {"sku": {"type": "keyword"}, "qty": {"type": "long"},
-                                                   "title": {"type": "text"}}},
-    }})
+    mappings={
+        "properties": {
+            "cart_id": {"type": "keyword"},
+            "comment": {"type": "text"},
+            "lines": {
+                "type": "nested",
+                "properties": {
+                    "sku": {"type": "keyword"},
+                    "qty": {"type": "long"},
+                    "title": {"type": "text"},
+                },
+            },
+        }
+    },
+)
 
 
 @pytest.fixture(scope="module")
@@ -344,12 +459,35 @@ def carts(client: Any) -> Any:
     indexes.ensure(client, CARTS, prefix)
     write = indexes.names(CARTS, prefix).write_alias
     docs = [
-        ({"cart_id": "a", "comment": "gift", "lines": [{"sku": "A", "qty": 1, "title": "blue mug"},
-                                                       {"sku": "A", "qty": 5, "title": "red plate"}]}, True),
-        ({"cart_id": "b", "lines": [{"sku": "B", "qty": 1, "title": "blue plate"},
-                                    {"sku": "A", "qty": 1, "title": "green mug"}]}, True),
-        ({"cart_id": "c", "comment": "blue mug please", "lines": [{"sku": "C", "qty": 2, "title": "kettle"}]},
-         True),
+        (
+            {
+                "cart_id": "a",
+                "comment": "gift",
+                "lines": [
+                    {"sku": "A", "qty": 1, "title": "blue mug"},
+                    {"sku": "A", "qty": 5, "title": "red plate"},
+                ],
+            },
+            True,
+        ),
+        (
+            {
+                "cart_id": "b",
+                "lines": [
+                    {"sku": "B", "qty": 1, "title": "blue plate"},
+                    {"sku": "A", "qty": 1, "title": "green mug"},
+                ],
+            },
+            True,
+        ),
+        (
+            {
+                "cart_id": "c",
+                "comment": "blue mug please",
+                "lines": [{"sku": "C", "qty": 2, "title": "kettle"}],
+            },
+            True,
+        ),
         ({"cart_id": "d", "lines": [{"sku": "A", "qty": 9, "title": "blue mug"}]}, False),
     ]
     for doc, visible in docs:
@@ -375,9 +513,13 @@ def test_nested_fields_filter_search_and_facet_per_document(client: Any, carts: 
 
 # --- the command line ---------------------------------------------------------------------------------
 
+
 def _env(settings: Settings) -> dict[str, str]:
-    return {"PROJECTOR_OPENSEARCH_URL": URL, "PROJECTOR_INDEX_PREFIX": settings.index_prefix,
-            "PROJECTOR_PROJECTIONS": "projections"}
+    return {
+        "PROJECTOR_OPENSEARCH_URL": URL,
+        "PROJECTOR_INDEX_PREFIX": settings.index_prefix,
+        "PROJECTOR_PROJECTIONS": "projections",
+    }
 
 
 def _cli(settings: Settings, *args: str) -> Any:
@@ -417,24 +559,45 @@ def test_cli_table_and_facets(catalog: Settings) -> None:
     assert table.exit_code == 0
     assert "orders: 2 matches" in table.output and "o-001" in table.output and "--cursor" in table.output
     counted = json.loads(_cli(catalog, "orders", "--facet", "status", "--json").output)
-    assert counted == {"facets": {"status": [
-        {"value": "PAID", "count": 2}, {"value": "CANCELLED", "count": 1},
-        {"value": "PENDING", "count": 1}, {"value": "SHIPPED", "count": 1}]}}
+    assert counted == {
+        "facets": {
+            "status": [
+                {"value": "PAID", "count": 2},
+                {"value": "CANCELLED", "count": 1},
+                {"value": "PENDING", "count": 1},
+                {"value": "SHIPPED", "count": 1},
+            ]
+        }
+    }
     assert "PAID" in _cli(catalog, "orders", "--facet", "status").output
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["nope"], "error: 'nope' is not a projection; search projections: orders"),
-    (["orders", "--where", "total=abc"], "error: total is a number field (double): 'abc' is not a number"),
-    (["orders", "--where", "colour=red"], "error: unknown field 'colour' for --where; fields: created_at,"),
-    (["orders", "--limit", "0"], "error: limit must be an integer from 1 to 1000, got 0"),
-    (["orders", "--limit", "many"], "error: --limit must be an integer from 1 to 1000, got 'many'"),
-    (["orders", "--cursor", "abc"], "error: not a search cursor"),
-    (["orders", "--facet", "note"], "error: cannot facet on note (text)"),
-])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nope"], "error: 'nope' is not a projection; search projections: orders"),
+        (
+            ["orders", "--where", "total=abc"],
+            "error: total is a number field (double): 'abc' is not a number",
+        ),
+        (
+            ["orders", "--where", "colour=red"],
+            "error: unknown field 'colour' for --where; fields: created_at,",
+        ),
+        (["orders", "--limit", "0"], "error: limit must be an integer from 1 to 1000, got 0"),
+        (["orders", "--limit", "many"], "error: --limit must be an integer from 1 to 1000, got 'many'"),
+        (["orders", "--cursor", "abc"], "error: not a search cursor"),
+        (["orders", "--facet", "note"], "error: cannot facet on note (text)"),
+    ],
+)
 def test_cli_errors_are_one_line_on_stderr(catalog: Settings, args: list[str], message: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "projector.cli.main", "search", *args, "--json"],
-                          capture_output=True, text=True, env={**_os_env(), **_env(catalog)}, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "projector.cli.main", "search", *args, "--json"],
+        capture_output=True,
+        text=True,
+        env={**_os_env(), **_env(catalog)},
+        timeout=60,
+    )
     assert done.returncode == 2
     assert done.stdout == ""
     lines = done.stderr.strip().splitlines()
@@ -456,12 +619,20 @@ TIER = {"Blue ceramic mug": 0, "Mug, ceramic, blue": 1, "Ceramic bowl": 2}
 @pytest.fixture(scope="module")
 def thousand(client: Any) -> Any:
     rng = random.Random(7)
-    docs = [{"order_id": f"p-{n:04d}", "customer_id": f"c-{n % 37}",
-             "status": rng.choice(["PAID", "SHIPPED"]), "total": rng.choice([5, 9.99, 12.5, 100]),
-             "currency": "EUR", "created_at": f"2026-01-{1 + n % 28:02d}T{n % 24:02d}:00:00Z",
-             "note": f"order number {n}" + (" with a mug" if n % 3 == 2 else ""), "version": 1,
-             "items": [{"sku": f"S-{n % 11}", "title": TITLES[n % 3], "qty": 1, "price": 5}]}
-            for n in range(1200)]
+    docs = [
+        {
+            "order_id": f"p-{n:04d}",
+            "customer_id": f"c-{n % 37}",
+            "status": rng.choice(["PAID", "SHIPPED"]),
+            "total": rng.choice([5, 9.99, 12.5, 100]),
+            "currency": "EUR",
+            "created_at": f"2026-01-{1 + n % 28:02d}T{n % 24:02d}:00:00Z",
+            "note": f"order number {n}" + (" with a mug" if n % 3 == 2 else ""),
+            "version": 1,
+            "items": [{"sku": f"S-{n % 11}", "title": TITLES[n % 3], "qty": 1, "price": 5}],
+        }
+        for n in range(1200)
+    ]
     hidden = [doc for doc in docs if int(doc["order_id"][2:]) % 6 == 5]  # 200 tombstones, interleaved
     shown = [doc for doc in docs if doc not in hidden]
     settings = _layout(client, shown, hidden)
@@ -489,9 +660,12 @@ class Updater(threading.Thread):
                 doc = dict(rng.choice(self.docs))
                 self.writes += 1
                 doc.update(version=1 + self.writes, customer_id=f"c-{self.writes}")
-                self.client.index(index=self.write_alias, id=doc["order_id"],
-                                  body={**doc, META_FIELD: {"visible": True, "deleted": False}},
-                                  refresh="true" if self.writes % 2 == 0 else "false")
+                self.client.index(
+                    index=self.write_alias,
+                    id=doc["order_id"],
+                    body={**doc, META_FIELD: {"visible": True, "deleted": False}},
+                    refresh="true" if self.writes % 2 == 0 else "false",
+                )
         except BaseException as error:  # surfaced by the test
             self.error = error
 
@@ -503,11 +677,20 @@ class Updater(threading.Thread):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("text", "sort"), [(None, None), (None, "total:desc"), (None, "created_at"),
-                                           (None, "status:desc"), ("ceramic mug", None),
-                                           ("ceramic mug", "total:desc")])
+@pytest.mark.parametrize(
+    ("text", "sort"),
+    [
+        (None, None),
+        (None, "total:desc"),
+        (None, "created_at"),
+        (None, "status:desc"),
+        ("ceramic mug", None),
+        ("ceramic mug", "total:desc"),
+    ],
+)
 def test_paging_1000_documents_while_they_change_has_no_duplicates_or_gaps(
-        client: Any, thousand: Any, text: str | None, sort: str | None) -> None:
+    client: Any, thousand: Any, text: str | None, sort: str | None
+) -> None:
     settings, shown = thousand
     assert len(shown) == 1000
     updater = Updater(client, settings, shown)
@@ -533,5 +716,6 @@ def test_paging_1000_documents_while_they_change_has_no_duplicates_or_gaps(
         values = [by_id[order_id][field] for order_id in walked]
         assert values == sorted(values, reverse=direction == "desc")
     elif text is not None:  # relevance: exact phrase in a title, then all words in it, then across fields
-        assert walked == sorted(walked, key=lambda order_id: (TIER[by_id[order_id]["items"][0]["title"]],
-                                                             order_id))
+        assert walked == sorted(
+            walked, key=lambda order_id: (TIER[by_id[order_id]["items"][0]["title"]], order_id)
+        )

@@ -147,7 +147,9 @@ def test_a_rebuild_over_a_corrupted_index_keeps_readers_served_and_ends_exact(
     )
     # The previous build kept receiving live writes, so damaged items the live changes touched are right
     # again; the rest of the deliberate damage (and the corrupted group) is still there.
-    assert drifted.returncode == 1 and 0 < json.loads(drifted.stdout)["drift"] <= len(damage) + 1, drifted.stdout
+    assert drifted.returncode == 1 and 0 < json.loads(drifted.stdout)["drift"] <= len(damage) + 1, (
+        drifted.stdout
+    )
     repaired = cli("verify", "--repair", "--json", "--settle", "1")
     assert repaired.returncode == 0, repaired.stdout + repaired.stderr
     assert json.loads(repaired.stdout)["after_repair"]["drift"] == 0

@@ -23,17 +23,20 @@ from projector.sinks.opensearch.serializer import (
 pytestmark = pytest.mark.unit
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    (Decimal("0"), 0),
-    (Decimal("-0"), 0),
-    (Decimal("42"), 42),
-    (Decimal("1E+2"), 100),
-    (Decimal("120.50"), 120.5),
-    (Decimal("0.1"), 0.1),
-    (Decimal("-19.99"), -19.99),
-    (Decimal(str(LONG_MAX)), LONG_MAX),
-    (Decimal("1E+20"), 1e20),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (Decimal("0"), 0),
+        (Decimal("-0"), 0),
+        (Decimal("42"), 42),
+        (Decimal("1E+2"), 100),
+        (Decimal("120.50"), 120.5),
+        (Decimal("0.1"), 0.1),
+        (Decimal("-19.99"), -19.99),
+        (Decimal(str(LONG_MAX)), LONG_MAX),
+        (Decimal("1E+20"), 1e20),
+    ],
+)
 def test_exact_numbers(value: Decimal, expected: int | float) -> None:
     result = exact_number(value)
     assert result == expected
@@ -41,14 +44,17 @@ def test_exact_numbers(value: Decimal, expected: int | float) -> None:
     assert Decimal(json.dumps(result)) == value
 
 
-@pytest.mark.parametrize("value", [
-    Decimal("0.12345678901234567890"),
-    Decimal("9223372036854775809"),
-    Decimal("12345678901234567.5"),
-    Decimal("NaN"),
-    Decimal("Infinity"),
-    Decimal("1E+400"),
-])
+@pytest.mark.parametrize(
+    "value",
+    [
+        Decimal("0.12345678901234567890"),
+        Decimal("9223372036854775809"),
+        Decimal("12345678901234567.5"),
+        Decimal("NaN"),
+        Decimal("Infinity"),
+        Decimal("1E+400"),
+    ],
+)
 def test_inexact_numbers_are_refused_with_a_hint(value: Decimal) -> None:
     with pytest.raises(InexactNumberError) as caught:
         exact_number(value)
@@ -59,7 +65,7 @@ def test_inexact_numbers_are_refused_with_a_hint(value: Decimal) -> None:
 
 @given(st.decimals(min_value=Decimal("-1e12"), max_value=Decimal("1e12"), places=2, allow_nan=False))
 def test_money_amounts_round_trip_exactly(amount: Decimal) -> None:
-    assert Decimal(dumps({"total": amount}).decode()[len('{"total":'):-1]) == amount
+    assert Decimal(dumps({"total": amount}).decode()[len('{"total":') : -1]) == amount
 
 
 @given(st.decimals(allow_nan=True, allow_infinity=True))

@@ -38,11 +38,15 @@ def command(name: str, key: str, as_json: bool) -> None:
     from projector.retry import Deadline
 
     try:
-        data = read_aggregate(dynamodb_client(settings), settings, projection, key, deadline=Deadline.after(30))
+        data = read_aggregate(
+            dynamodb_client(settings), settings, projection, key, deadline=Deadline.after(30)
+        )
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            raise CommandError(f"aggregates table {settings.aggregates_table!r} does not exist; "
-                               "run `projector setup`", exit_code=1) from None
+            raise CommandError(
+                f"aggregates table {settings.aggregates_table!r} does not exist; run `projector setup`",
+                exit_code=1,
+            ) from None
         raise
 
     def human(row: dict[str, Any]) -> None:

@@ -15,27 +15,61 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CELL_CHARS = 40
-_SCALAR_TYPES = {"keyword", "constant_keyword", "text", "match_only_text", "long", "integer", "short", "byte",
-                 "unsigned_long", "double", "float", "half_float", "scaled_float", "date", "date_nanos",
-                 "boolean"}
+_SCALAR_TYPES = {
+    "keyword",
+    "constant_keyword",
+    "text",
+    "match_only_text",
+    "long",
+    "integer",
+    "short",
+    "byte",
+    "unsigned_long",
+    "double",
+    "float",
+    "half_float",
+    "scaled_float",
+    "date",
+    "date_nanos",
+    "boolean",
+}
 
 
 @click.command("search")
 @click.argument("index")
 @click.argument("text", nargs=-1)
-@click.option("--where", "where", multiple=True, metavar="COND",
-              help="FIELD=VALUE, or a range FIELD>=VALUE (also >, <=, <) on numbers and dates; "
-                   "repeat to AND.")
-@click.option("--sort", metavar="FIELD[:asc|desc]",
-              help="Order of hits; default relevance with TEXT, else the key.")
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="COND",
+    help="FIELD=VALUE, or a range FIELD>=VALUE (also >, <=, <) on numbers and dates; repeat to AND.",
+)
+@click.option(
+    "--sort", metavar="FIELD[:asc|desc]", help="Order of hits; default relevance with TEXT, else the key."
+)
 @click.option("--limit", default="20", metavar="N", show_default=True, help="Hits per page, 1 to 1000.")
 @click.option("--cursor", metavar="C", help="The cursor a previous page printed, to get the next page.")
-@click.option("--facet", "facet_fields", multiple=True, metavar="FIELD",
-              help="Count matching documents per value of a keyword field instead of listing hits.")
+@click.option(
+    "--facet",
+    "facet_fields",
+    multiple=True,
+    metavar="FIELD",
+    help="Count matching documents per value of a keyword field instead of listing hits.",
+)
 @click.option("--facet-size", default="10", metavar="N", show_default=True, help="Values per facet.")
 @json_option
-def command(index: str, text: tuple[str, ...], where: tuple[str, ...], sort: str | None, limit: str,
-            cursor: str | None, facet_fields: tuple[str, ...], facet_size: str, as_json: bool) -> None:
+def command(
+    index: str,
+    text: tuple[str, ...],
+    where: tuple[str, ...],
+    sort: str | None,
+    limit: str,
+    cursor: str | None,
+    facet_fields: tuple[str, ...],
+    facet_size: str,
+    as_json: bool,
+) -> None:
     """Search the projection INDEX (e.g. orders) for TEXT, with filters, sort and paging.
 
     TEXT is matched as plain words over the projection's text fields: quotes, colons, OR and * are
@@ -52,20 +86,48 @@ def command(index: str, text: tuple[str, ...], where: tuple[str, ...], sort: str
         projection = search_projection(runtime.settings, index, runtime.registry)
         if facet_fields:
             size = _integer("--facet-size", facet_size)
-            counts = {name: facets(runtime.opensearch, runtime.settings, projection, name, text=words,
-                                   where=list(where), size=size) for name in facet_fields}
-            emit({"facets": {name: [{"value": value, "count": count} for value, count in found]
-                             for name, found in counts.items()}}, as_json, _print_facets)
+            counts = {
+                name: facets(
+                    runtime.opensearch,
+                    runtime.settings,
+                    projection,
+                    name,
+                    text=words,
+                    where=list(where),
+                    size=size,
+                )
+                for name in facet_fields
+            }
+            emit(
+                {
+                    "facets": {
+                        name: [{"value": value, "count": count} for value, count in found]
+                        for name, found in counts.items()
+                    }
+                },
+                as_json,
+                _print_facets,
+            )
             return
-        result = search(runtime.opensearch, runtime.settings, projection, text=words, where=list(where),
-                        sort=sort, limit=_integer("--limit", limit), cursor=cursor)
+        result = search(
+            runtime.opensearch,
+            runtime.settings,
+            projection,
+            text=words,
+            where=list(where),
+            sort=sort,
+            limit=_integer("--limit", limit),
+            cursor=cursor,
+        )
     except QueryError as error:
         raise CommandError(str(error), exit_code=2) from None
     except SearchUnavailable as error:
         raise CommandError(str(error), exit_code=1) from None
-    data = {"total": result.total,
-            "hits": [hit.model_dump(mode="python", by_alias=True, exclude_unset=True) for hit in result.hits],
-            "cursor": result.cursor}
+    data = {
+        "total": result.total,
+        "hits": [hit.model_dump(mode="python", by_alias=True, exclude_unset=True) for hit in result.hits],
+        "cursor": result.cursor,
+    }
     emit(data, as_json, lambda page: _print_page(projection, page))
 
 
@@ -86,8 +148,11 @@ def _integer(option: str, raw: str) -> int:
 def _columns(projection: DocumentProjection) -> list[str]:
     """Key attributes first, then every other top-level scalar field in mapping order."""
     properties = projection.mappings["properties"]
-    scalars = [name for name, mapping in properties.items()
-               if "properties" not in mapping and mapping.get("type") in _SCALAR_TYPES]
+    scalars = [
+        name
+        for name, mapping in properties.items()
+        if "properties" not in mapping and mapping.get("type") in _SCALAR_TYPES
+    ]
     keys = [name for name in projection.key_attributes if name in scalars]
     return keys + [name for name in scalars if name not in keys]
 

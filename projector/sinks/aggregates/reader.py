@@ -28,8 +28,14 @@ def render_measure(measure: Measure, value: Decimal) -> int | str:
     return format(abs(quantized) if quantized == 0 else quantized, "f")
 
 
-def read_aggregate(client: Any, settings: Settings, projection: AggregateProjection, key: str,
-                   generation: int | None = None, deadline: Deadline | None = None) -> dict[str, Any]:
+def read_aggregate(
+    client: Any,
+    settings: Settings,
+    projection: AggregateProjection,
+    key: str,
+    generation: int | None = None,
+    deadline: Deadline | None = None,
+) -> dict[str, Any]:
     """``{"name", "key", measure: value, ...}`` for one group; zeros when no live item is in it.
 
     ``generation`` reads another generation than the live one (to check a rebuild before switching).
@@ -39,9 +45,15 @@ def read_aggregate(client: Any, settings: Settings, projection: AggregateProject
         generation = read_meta(calls, settings.aggregates_table, projection).read_generation
     for attempt in retrying(calls.deadline, is_transient, what=f"{projection.name} aggregate read"):
         with attempt:
-            response = calls("get_item", TableName=settings.aggregates_table, ConsistentRead=True,
-                             Key=row_key(group_pk(projection.name, key), generation_sk(generation)))
+            response = calls(
+                "get_item",
+                TableName=settings.aggregates_table,
+                ConsistentRead=True,
+                Key=row_key(group_pk(projection.name, key), generation_sk(generation)),
+            )
     row = response.get("Item") or {}
-    values = {name: render_measure(measure, decimal_of(row[name]) if name in row else Decimal(0))
-              for name, measure in projection.measures.items()}
+    values = {
+        name: render_measure(measure, decimal_of(row[name]) if name in row else Decimal(0))
+        for name, measure in projection.measures.items()
+    }
     return {"name": projection.name, "key": key, **values}

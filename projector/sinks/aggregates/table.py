@@ -54,10 +54,14 @@ def ensure_table(client: Any, table_name: str) -> bool:
         try:
             client.create_table(
                 TableName=table_name,
-                AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
-                                      {"AttributeName": "sk", "AttributeType": "S"}],
-                KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
-                           {"AttributeName": "sk", "KeyType": "RANGE"}],
+                AttributeDefinitions=[
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+                KeySchema=[
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
                 BillingMode="PAY_PER_REQUEST",
             )
             created = True
@@ -100,8 +104,9 @@ def read_meta(calls: Calls, table_name: str, projection: AggregateProjection) ->
     return decode_meta(response.get("Item"))
 
 
-def write_meta(calls: Calls, table_name: str, projection: AggregateProjection, previous: Meta,
-               new: Meta) -> bool:
+def write_meta(
+    calls: Calls, table_name: str, projection: AggregateProjection, previous: Meta, new: Meta
+) -> bool:
     """Compare-and-set the meta row; False when it changed since ``previous`` was read."""
     item: dict[str, Any] = {
         **meta_key(projection),
@@ -116,9 +121,12 @@ def write_meta(calls: Calls, table_name: str, projection: AggregateProjection, p
     if new.building_hash:
         item["building_hash"] = {"S": new.building_hash}
     condition: dict[str, Any] = (
-        {"ConditionExpression": "meta_version = :v",
-         "ExpressionAttributeValues": {":v": number(previous.version)}}
-        if previous.exists else {"ConditionExpression": "attribute_not_exists(pk)"}
+        {
+            "ConditionExpression": "meta_version = :v",
+            "ExpressionAttributeValues": {":v": number(previous.version)},
+        }
+        if previous.exists
+        else {"ConditionExpression": "attribute_not_exists(pk)"}
     )
     try:
         for attempt in retrying(calls.deadline, is_transient, what=f"{projection.name} meta write"):
@@ -153,11 +161,17 @@ class Description:
         return self.stored_hash is not None and self.stored_hash != self.code_hash
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "read_generation": self.read_generation,
-                "write_generations": list(self.write_generations),
-                "building_generation": self.building_generation, "stored_hash": self.stored_hash,
-                "building_hash": self.building_hash, "code_hash": self.code_hash,
-                "rebuilding": self.rebuilding, "needs_rebuild": self.needs_rebuild}
+        return {
+            "name": self.name,
+            "read_generation": self.read_generation,
+            "write_generations": list(self.write_generations),
+            "building_generation": self.building_generation,
+            "stored_hash": self.stored_hash,
+            "building_hash": self.building_hash,
+            "code_hash": self.code_hash,
+            "rebuilding": self.rebuilding,
+            "needs_rebuild": self.needs_rebuild,
+        }
 
 
 class AggregateTable:
@@ -176,11 +190,15 @@ class AggregateTable:
 
     def describe(self, projection: AggregateProjection) -> Description:
         meta = self.meta(projection)
-        return Description(name=projection.name, read_generation=meta.read_generation,
-                           write_generations=meta.write_generations,
-                           building_generation=meta.building_generation,
-                           stored_hash=meta.definition_hash, building_hash=meta.building_hash,
-                           code_hash=projection.definition_hash())
+        return Description(
+            name=projection.name,
+            read_generation=meta.read_generation,
+            write_generations=meta.write_generations,
+            building_generation=meta.building_generation,
+            stored_hash=meta.definition_hash,
+            building_hash=meta.building_hash,
+            code_hash=projection.definition_hash(),
+        )
 
     def begin_rebuild(self, projection: AggregateProjection) -> int:
         """Add a fresh generation to the write set and return it.
@@ -196,15 +214,23 @@ class AggregateTable:
             if meta.building_hash == code_hash:
                 logger.info("%s: resuming the rebuild of generation %d", projection.name, building)
                 return building
-            raise RebuildError(f"{projection.name}: generation {building} is being rebuilt for another "
-                               f"definition ({meta.building_hash}, code is {code_hash}); roll it back first")
+            raise RebuildError(
+                f"{projection.name}: generation {building} is being rebuilt for another "
+                f"definition ({meta.building_hash}, code is {code_hash}); roll it back first"
+            )
         new = meta.last_generation + 1
-        updated = Meta(read_generation=meta.read_generation, write_generations=(meta.read_generation, new),
-                       last_generation=new, definition_hash=meta.definition_hash, building_hash=code_hash)
+        updated = Meta(
+            read_generation=meta.read_generation,
+            write_generations=(meta.read_generation, new),
+            last_generation=new,
+            definition_hash=meta.definition_hash,
+            building_hash=code_hash,
+        )
         if not write_meta(calls, self.table_name, projection, meta, updated):
             raise RebuildError(f"{projection.name}: meta row changed while beginning a rebuild; try again")
-        logger.info("%s: rebuilding into generation %d (reads stay on %d)", projection.name, new,
-                    meta.read_generation)
+        logger.info(
+            "%s: rebuilding into generation %d (reads stay on %d)", projection.name, new, meta.read_generation
+        )
         return new
 
     def finish_rebuild(self, projection: AggregateProjection) -> int:
@@ -218,8 +244,12 @@ class AggregateTable:
         building = meta.building_generation
         if building is None:
             raise RebuildError(f"{projection.name}: no rebuild in progress")
-        updated = Meta(read_generation=building, write_generations=(building, meta.read_generation),
-                       last_generation=meta.last_generation, definition_hash=meta.building_hash)
+        updated = Meta(
+            read_generation=building,
+            write_generations=(building, meta.read_generation),
+            last_generation=meta.last_generation,
+            definition_hash=meta.building_hash,
+        )
         if not write_meta(calls, self.table_name, projection, meta, updated):
             raise RebuildError(f"{projection.name}: meta row changed while finishing the rebuild; try again")
         logger.info("%s: reads switched to generation %d", projection.name, building)
@@ -231,8 +261,12 @@ class AggregateTable:
         meta = read_meta(calls, self.table_name, projection)
         if not meta.rebuilding:
             return
-        updated = Meta(read_generation=meta.read_generation, write_generations=(meta.read_generation,),
-                       last_generation=meta.last_generation, definition_hash=meta.definition_hash)
+        updated = Meta(
+            read_generation=meta.read_generation,
+            write_generations=(meta.read_generation,),
+            last_generation=meta.last_generation,
+            definition_hash=meta.definition_hash,
+        )
         if not write_meta(calls, self.table_name, projection, meta, updated):
             raise RebuildError(f"{projection.name}: meta row changed while rolling back; try again")
         logger.info("%s: rebuild of generation %s rolled back", projection.name, meta.building_generation)

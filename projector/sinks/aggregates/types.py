@@ -37,9 +37,14 @@ Contributions = dict[str, dict[str, Decimal]]
 AttributeValue = dict[str, Any]
 
 # Per-action codes of a cancelled transaction that another attempt can get past.
-TRANSIENT_REASONS = frozenset({
-    "TransactionConflict", "ThrottlingError", "ProvisionedThroughputExceeded", "None",
-})
+TRANSIENT_REASONS = frozenset(
+    {
+        "TransactionConflict",
+        "ThrottlingError",
+        "ProvisionedThroughputExceeded",
+        "None",
+    }
+)
 
 
 def item_pk(projection: str, item_id: str) -> str:
@@ -83,15 +88,21 @@ def subtract(a: Decimal, b: Decimal) -> Decimal:
 
 
 def encode_contributions(contributions: Contributions) -> AttributeValue:
-    return {"M": {group: {"M": {name: number(value) for name, value in measures.items()}}
-                  for group, measures in contributions.items()}}
+    return {
+        "M": {
+            group: {"M": {name: number(value) for name, value in measures.items()}}
+            for group, measures in contributions.items()
+        }
+    }
 
 
 def decode_contributions(value: AttributeValue | None) -> Contributions:
     if not value:
         return {}
-    return {group: {name: decimal_of(v) for name, v in measures["M"].items()}
-            for group, measures in value["M"].items()}
+    return {
+        group: {name: decimal_of(v) for name, v in measures["M"].items()}
+        for group, measures in value["M"].items()
+    }
 
 
 def diff(new: Contributions, old: Contributions) -> Contributions:
@@ -99,8 +110,10 @@ def diff(new: Contributions, old: Contributions) -> Contributions:
     result: Contributions = {}
     for group in sorted(new.keys() | old.keys()):
         after, before = new.get(group, {}), old.get(group, {})
-        deltas = {name: subtract(after.get(name, Decimal(0)), before.get(name, Decimal(0)))
-                  for name in sorted(after.keys() | before.keys())}
+        deltas = {
+            name: subtract(after.get(name, Decimal(0)), before.get(name, Decimal(0)))
+            for name in sorted(after.keys() | before.keys())
+        }
         deltas = {name: value for name, value in deltas.items() if value != 0}
         if deltas:
             result[group] = deltas
@@ -116,8 +129,9 @@ class StoredRecord:
     token: str
 
 
-def encode_record(projection: str, item_id: str, generation: int, state: ItemState,
-                  contributions: Contributions, token: str) -> dict[str, AttributeValue]:
+def encode_record(
+    projection: str, item_id: str, generation: int, state: ItemState, contributions: Contributions, token: str
+) -> dict[str, AttributeValue]:
     item: dict[str, AttributeValue] = {
         **key(item_pk(projection, item_id), generation_sk(generation)),
         "item_id": {"S": item_id},
@@ -134,15 +148,18 @@ def encode_record(projection: str, item_id: str, generation: int, state: ItemSta
 
 
 def decode_record(item: dict[str, AttributeValue]) -> StoredRecord:
-    state = ItemState.from_dict({
-        "life": int(item["life"]["N"]),
-        "rev": int(item["rev"]["N"]),
-        "deleted": item["deleted"]["BOOL"],
-        "position": item["position"]["S"] if "position" in item else None,
-        "seen_at": item["seen_at"]["N"],
-    })
-    return StoredRecord(state=state, contributions=decode_contributions(item.get("contributions")),
-                        token=item["token"]["S"])
+    state = ItemState.from_dict(
+        {
+            "life": int(item["life"]["N"]),
+            "rev": int(item["rev"]["N"]),
+            "deleted": item["deleted"]["BOOL"],
+            "position": item["position"]["S"] if "position" in item else None,
+            "seen_at": item["seen_at"]["N"],
+        }
+    )
+    return StoredRecord(
+        state=state, contributions=decode_contributions(item.get("contributions")), token=item["token"]["S"]
+    )
 
 
 @dataclass(slots=True)

@@ -88,29 +88,44 @@ def _retryable(error: BaseException) -> bool:
 class AggregateSink(Sink[AggregateProjection]):
     """Applies item changes to an aggregate projection's records and group rows, exactly."""
 
-    def __init__(self, client: Any, settings: Settings, policy: RetryPolicy = DEFAULT_POLICY,
-                 max_actions: int = MAX_TRANSACTION_ACTIONS) -> None:
+    def __init__(
+        self,
+        client: Any,
+        settings: Settings,
+        policy: RetryPolicy = DEFAULT_POLICY,
+        max_actions: int = MAX_TRANSACTION_ACTIONS,
+    ) -> None:
         self._client = client
         self._settings = settings
         self.table_name = settings.aggregates_table
         self.policy = policy
         self.max_actions = max_actions
 
-    def apply(self, projection: AggregateProjection, items: Sequence[ItemChanges], deadline: Deadline
-              ) -> AggregateResult:
+    def apply(
+        self, projection: AggregateProjection, items: Sequence[ItemChanges], deadline: Deadline
+    ) -> AggregateResult:
         clash = RESERVED_ATTRIBUTES & projection.measures.keys()
         if clash:
-            raise ConfigurationError(f"{projection.name}: measure names {sorted(clash)} are reserved "
-                                     "key attributes")
+            raise ConfigurationError(
+                f"{projection.name}: measure names {sorted(clash)} are reserved key attributes"
+            )
         result = AggregateResult()
         batch = _Batch(self, projection, Calls(self._client, deadline), result)
         try:
             batch.run(_merge(items))
         finally:
             result.requests = batch.calls.count
-        logger.debug("%s: %d items, %d applied, %d stale, %d failed, %d poison, %d transactions, %d requests",
-                     projection.name, len(items), result.applied, result.stale, len(result.failed),
-                     len(result.poison), result.transactions, result.requests)
+        logger.debug(
+            "%s: %d items, %d applied, %d stale, %d failed, %d poison, %d transactions, %d requests",
+            projection.name,
+            len(items),
+            result.applied,
+            result.stale,
+            len(result.failed),
+            len(result.poison),
+            result.transactions,
+            result.requests,
+        )
         return result
 
     # Rebuild primitives (see table.py), here so the backfill needs only the sink.
@@ -133,8 +148,9 @@ class AggregateSink(Sink[AggregateProjection]):
 class _Batch:
     """One ``apply`` call: meta read once, records read, folded, packed and committed."""
 
-    def __init__(self, sink: AggregateSink, projection: AggregateProjection, calls: Calls,
-                 result: AggregateResult) -> None:
+    def __init__(
+        self, sink: AggregateSink, projection: AggregateProjection, calls: Calls, result: AggregateResult
+    ) -> None:
         self.sink = sink
         self.projection = projection
         self.calls = calls
@@ -154,7 +170,7 @@ class _Batch:
         plans: list[ItemPlan] = []
         per_call = max(1, BATCH_GET_KEYS // len(self.meta.write_generations))
         for start in range(0, len(items), per_call):
-            chunk = items[start:start + per_call]
+            chunk = items[start : start + per_call]
             try:
                 found = self._read_records(chunk, retry=True)
             except (*_IO_ERRORS, _Unprocessed) as error:
@@ -176,14 +192,18 @@ class _Batch:
 
     def _read_records(self, items: Sequence[ItemChanges], retry: bool) -> dict[tuple[str, str], StoredRecord]:
         """Consistent BatchGetItem of every write generation's record of ``items`` (at most 100 keys)."""
-        pending = [key(item_pk(self.projection.name, item.item_id), generation_sk(generation))
-                   for item in items for generation in self.meta.write_generations]
+        pending = [
+            key(item_pk(self.projection.name, item.item_id), generation_sk(generation))
+            for item in items
+            for generation in self.meta.write_generations
+        ]
         found: dict[tuple[str, str], StoredRecord] = {}
 
         def once() -> None:
             nonlocal pending
-            response = self.calls("batch_get_item",
-                                  RequestItems={self.table: {"Keys": pending, "ConsistentRead": True}})
+            response = self.calls(
+                "batch_get_item", RequestItems={self.table: {"Keys": pending, "ConsistentRead": True}}
+            )
             for raw in response.get("Responses", {}).get(self.table, []):
                 found[(raw["pk"]["S"], raw["sk"]["S"])] = decode_record(raw)
             pending = response.get("UnprocessedKeys", {}).get(self.table, {}).get("Keys", [])
@@ -201,8 +221,9 @@ class _Batch:
     def _plan(self, item: ItemChanges, found: dict[tuple[str, str], StoredRecord]) -> ItemPlan:
         """Fold the item's changes onto each write generation's record; the deltas follow."""
         name = self.projection.name
-        stored = {g: found.get((item_pk(name, item.item_id), generation_sk(g)))
-                  for g in self.meta.write_generations}
+        stored = {
+            g: found.get((item_pk(name, item.item_id), generation_sk(g))) for g in self.meta.write_generations
+        }
         # A generation being rebuilt starts from another generation's tombstone: a tombstone contributes
         # nothing in any generation, and it keeps a late change of a deleted item from reviving it there.
         tombstone = next((r.state for r in stored.values() if r is not None and r.state.deleted), None)
@@ -221,8 +242,11 @@ class _Batch:
             if folded.state is None:
                 continue
             after: Contributions = {} if folded.state.deleted else (folded.output or {})
-            plan.writes.append(GenerationWrite(generation, record.token if record else None, folded.state,
-                                               after, diff(after, before)))
+            plan.writes.append(
+                GenerationWrite(
+                    generation, record.token if record else None, folded.state, after, diff(after, before)
+                )
+            )
         return plan
 
     def _render(self, change: Change) -> Contributions:
@@ -236,8 +260,13 @@ class _Batch:
         actions = plan.unit.cost
         if actions > self.sink.max_actions:
             change = plan.last or plan.item.changes[-1]
-            plan.poison.append((change, f"item needs {actions} transaction actions; DynamoDB allows "
-                                        f"{self.sink.max_actions} (too many groups per item)"))
+            plan.poison.append(
+                (
+                    change,
+                    f"item needs {actions} transaction actions; DynamoDB allows "
+                    f"{self.sink.max_actions} (too many groups per item)",
+                )
+            )
             plan.writes, plan.applied = [], 0
             self._done(plan)
             return False
@@ -290,8 +319,12 @@ class _Batch:
                 raise _Unfinished(last_error)
 
         try:
-            for attempt in retrying(self.calls.deadline, _retryable, self.sink.policy,
-                                    what=f"{self.projection.name} TransactWriteItems"):
+            for attempt in retrying(
+                self.calls.deadline,
+                _retryable,
+                self.sink.policy,
+                what=f"{self.projection.name} TransactWriteItems",
+            ):
                 with attempt:
                     attempt_once()
         except (*_IO_ERRORS, _Unfinished, _Unprocessed, _Cancelled) as error:
@@ -310,8 +343,11 @@ class _Batch:
             codes = [reason.get("Code") or "None" for reason in error.response.get("CancellationReasons", [])]
             if any(code not in TRANSIENT_REASONS and code != "ConditionalCheckFailed" for code in codes):
                 raise
-            moved = {owners[i] for i, code in enumerate(codes)
-                     if code == "ConditionalCheckFailed" and owners[i] is not None}
+            moved = {
+                owners[i]
+                for i, code in enumerate(codes)
+                if code == "ConditionalCheckFailed" and owners[i] is not None
+            }
             if not codes:  # no reasons given: trust nothing that was read
                 moved = {plan.item.item_id for plan in plans}
             raise _Cancelled(moved, codes) from error
@@ -324,14 +360,25 @@ class _Batch:
         totals: dict[tuple[int, str], dict[str, Decimal]] = {}
         for plan in plans:
             for write in plan.writes:
-                put: dict[str, Any] = {"TableName": self.table, "Item": encode_record(
-                    name, plan.item.item_id, write.generation, write.state, write.contributions, write.token)}
+                put: dict[str, Any] = {
+                    "TableName": self.table,
+                    "Item": encode_record(
+                        name,
+                        plan.item.item_id,
+                        write.generation,
+                        write.state,
+                        write.contributions,
+                        write.token,
+                    ),
+                }
                 if write.read_token is None:
                     put["ConditionExpression"] = "attribute_not_exists(pk)"
                 else:
-                    put.update(ConditionExpression="#token = :token",
-                               ExpressionAttributeNames={"#token": "token"},
-                               ExpressionAttributeValues={":token": {"S": write.read_token}})
+                    put.update(
+                        ConditionExpression="#token = :token",
+                        ExpressionAttributeNames={"#token": "token"},
+                        ExpressionAttributeValues={":token": {"S": write.read_token}},
+                    )
                 actions.append({"Put": put})
                 owners.append(plan.item.item_id)
                 for group, deltas in write.deltas.items():
@@ -343,13 +390,19 @@ class _Batch:
             measures = sorted(m for m, value in deltas.items() if value != 0)
             if not measures:
                 continue
-            actions.append({"Update": {
-                "TableName": self.table,
-                "Key": key(group_pk(name, group), generation_sk(generation)),
-                "UpdateExpression": "ADD " + ", ".join(f"#m{i} :m{i}" for i in range(len(measures))),
-                "ExpressionAttributeNames": {f"#m{i}": m for i, m in enumerate(measures)},
-                "ExpressionAttributeValues": {f":m{i}": number(deltas[m]) for i, m in enumerate(measures)},
-            }})
+            actions.append(
+                {
+                    "Update": {
+                        "TableName": self.table,
+                        "Key": key(group_pk(name, group), generation_sk(generation)),
+                        "UpdateExpression": "ADD " + ", ".join(f"#m{i} :m{i}" for i in range(len(measures))),
+                        "ExpressionAttributeNames": {f"#m{i}": m for i, m in enumerate(measures)},
+                        "ExpressionAttributeValues": {
+                            f":m{i}": number(deltas[m]) for i, m in enumerate(measures)
+                        },
+                    }
+                }
+            )
             owners.append(None)
             labels.append(f"g{generation}:{group}")
         return actions, owners, labels

@@ -27,8 +27,14 @@ _lock = threading.Lock()
 
 def opensearch_client(settings: Settings) -> OpenSearch:
     """The process-wide client for ``settings`` (one per endpoint, auth, region and timeout)."""
-    key = (settings.opensearch_url, settings.opensearch_auth, settings.opensearch_service, settings.region,
-           settings.opensearch_timeout_s, settings.opensearch_compress)
+    key = (
+        settings.opensearch_url,
+        settings.opensearch_auth,
+        settings.opensearch_service,
+        settings.region,
+        settings.opensearch_timeout_s,
+        settings.opensearch_compress,
+    )
     with _lock:
         client = _clients.get(key)
         if client is None:

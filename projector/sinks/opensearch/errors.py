@@ -6,11 +6,13 @@ from opensearchpy.exceptions import ConnectionError as TransportConnectionError
 from opensearchpy.exceptions import SSLError, TransportError
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-REJECTED_TYPES = frozenset({
-    "es_rejected_execution_exception",
-    "rejected_execution_exception",
-    "opensearch_rejected_execution_exception",
-})
+REJECTED_TYPES = frozenset(
+    {
+        "es_rejected_execution_exception",
+        "rejected_execution_exception",
+        "opensearch_rejected_execution_exception",
+    }
+)
 
 
 class IndexLayoutError(RuntimeError):

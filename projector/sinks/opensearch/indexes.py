@@ -56,13 +56,18 @@ def template_body(projection: DocumentProjection, prefix: str) -> dict[str, Any]
         template["settings"] = projection.settings
     # Patterns of different projections only overlap when one name is a prefix of the other; a longer
     # pattern is more specific, so it wins instead of OpenSearch refusing equal priorities.
-    return {"index_patterns": [index.pattern], "priority": TEMPLATE_PRIORITY_BASE + len(index.pattern),
-            "template": template, "_meta": {META_KEY: {"definition_hash": projection.definition_hash()}}}
+    return {
+        "index_patterns": [index.pattern],
+        "priority": TEMPLATE_PRIORITY_BASE + len(index.pattern),
+        "template": template,
+        "_meta": {META_KEY: {"definition_hash": projection.definition_hash()}},
+    }
 
 
 def put_template(client: OpenSearch, projection: DocumentProjection, prefix: str) -> None:
-    client.indices.put_index_template(name=names(projection, prefix).template,
-                                      body=template_body(projection, prefix))
+    client.indices.put_index_template(
+        name=names(projection, prefix).template, body=template_body(projection, prefix)
+    )
 
 
 def ensure(client: OpenSearch, projection: DocumentProjection, prefix: str) -> str:
@@ -97,8 +102,9 @@ def ensure(client: OpenSearch, projection: DocumentProjection, prefix: str) -> s
     return target
 
 
-def write_targets(client: OpenSearch, projection: DocumentProjection, prefix: str,
-                  request_timeout: float | None = None) -> list[str]:
+def write_targets(
+    client: OpenSearch, projection: DocumentProjection, prefix: str, request_timeout: float | None = None
+) -> list[str]:
     """Physical indexes behind the write alias, the one serving reads first; empty if the alias is missing."""
     index = names(projection, prefix)
     params: dict[str, Any] = {"ignore": 404}
@@ -131,8 +137,9 @@ def begin_rebuild(client: OpenSearch, projection: DocumentProjection, prefix: st
     if building:
         stored = _stored_hash(client, building[0])
         if stored != projection.definition_hash():
-            raise IndexLayoutError(f"a rebuild into {building[0]} with another definition is in progress; "
-                                   "roll it back first")
+            raise IndexLayoutError(
+                f"a rebuild into {building[0]} with another definition is in progress; roll it back first"
+            )
         return building[0]
     put_template(client, projection, prefix)
     generation = max(index.generation_of(name) or 0 for name in layout) + 1
@@ -140,8 +147,9 @@ def begin_rebuild(client: OpenSearch, projection: DocumentProjection, prefix: st
     client.indices.create(index=new, body=_creation_body(projection, index, generation, read=False))
     retired = [name for name in writes if name not in (read, new)]
     if retired:
-        client.indices.update_aliases(body={"actions": [
-            {"remove": {"index": name, "alias": index.write_alias}} for name in retired]})
+        client.indices.update_aliases(
+            body={"actions": [{"remove": {"index": name, "alias": index.write_alias}} for name in retired]}
+        )
     logger.info("rebuild of %s started: writes now reach %s and %s", index.base, read, new)
     return new
 
@@ -161,14 +169,20 @@ def finish_rebuild(client: OpenSearch, projection: DocumentProjection, prefix: s
         raise IndexLayoutError(f"no rebuild of {index.base} in progress (write alias: {writes})")
     new = max(building, key=lambda name: index.generation_of(name) or 0)
     actions: list[dict[str, Any]] = [
-        {"add": {"index": new, "alias": index.read_alias, "filter": READ_FILTER}}]
+        {"add": {"index": new, "alias": index.read_alias, "filter": READ_FILTER}}
+    ]
     if read:
         actions.append({"remove": {"index": read, "alias": index.read_alias}})
     stale = [name for name in writes if name not in (new, read)]
     actions += [{"remove": {"index": name, "alias": index.write_alias}} for name in stale]
     client.indices.update_aliases(body={"actions": actions})
-    logger.info("rebuild of %s finished: reads moved from %s to %s (%s still written for rollback)",
-                index.base, read, new, read)
+    logger.info(
+        "rebuild of %s finished: reads moved from %s to %s (%s still written for rollback)",
+        index.base,
+        read,
+        new,
+        read,
+    )
     return new
 
 
@@ -186,8 +200,9 @@ def rollback(client: OpenSearch, projection: DocumentProjection, prefix: str) ->
         raise IndexLayoutError(f"{index.read_alias} does not exist: nothing to roll back")
     building = _building(index, read, writes)
     if building:
-        client.indices.update_aliases(body={"actions": [
-            {"remove": {"index": name, "alias": index.write_alias}} for name in building]})
+        client.indices.update_aliases(
+            body={"actions": [{"remove": {"index": name, "alias": index.write_alias}} for name in building]}
+        )
         logger.info("rebuild of %s rolled back: writes reach only %s", index.base, read)
         return read
     current = index.generation_of(read) or 0
@@ -202,8 +217,13 @@ def rollback(client: OpenSearch, projection: DocumentProjection, prefix: str) ->
     ]
     if previous not in writes:
         actions.append({"add": {"index": previous, "alias": index.write_alias}})
-        logger.warning("%s rolled back from %s to %s, which missed the changes written since the rebuild "
-                       "after it began: run projector verify --repair", index.base, read, previous)
+        logger.warning(
+            "%s rolled back from %s to %s, which missed the changes written since the rebuild "
+            "after it began: run projector verify --repair",
+            index.base,
+            read,
+            previous,
+        )
     else:
         logger.info("%s rolled back from %s to %s (kept exact by live writes)", index.base, read, previous)
     client.indices.update_aliases(body={"actions": actions})
@@ -215,10 +235,15 @@ def describe(client: OpenSearch, projection: DocumentProjection, prefix: str) ->
     index = names(projection, prefix)
     read, writes = _alias_targets(_layout(client, index), index)
     return IndexDescription(
-        read_alias=index.read_alias, write_alias=index.write_alias, exists=read is not None, read_index=read,
+        read_alias=index.read_alias,
+        write_alias=index.write_alias,
+        exists=read is not None,
+        read_index=read,
         generation=index.generation_of(read) if read else None,
         write_indexes=tuple(sorted(writes, key=lambda name: (name != read, name))),
-        stored_hash=_stored_hash(client, read) if read else None, code_hash=projection.definition_hash())
+        stored_hash=_stored_hash(client, read) if read else None,
+        code_hash=projection.definition_hash(),
+    )
 
 
 def _building(index: IndexNames, read: str | None, writes: list[str]) -> list[str]:
@@ -227,13 +252,19 @@ def _building(index: IndexNames, read: str | None, writes: list[str]) -> list[st
     return [name for name in writes if (index.generation_of(name) or 0) > current]
 
 
-def _creation_body(projection: DocumentProjection, index: IndexNames, generation: int,
-                   read: bool) -> dict[str, Any]:
+def _creation_body(
+    projection: DocumentProjection, index: IndexNames, generation: int, read: bool
+) -> dict[str, Any]:
     aliases: dict[str, Any] = {index.write_alias: {}}
     if read:
         aliases[index.read_alias] = {"filter": READ_FILTER}
-    meta = {META_KEY: {"projection": projection.name, "definition_hash": projection.definition_hash(),
-                       "generation": generation}}
+    meta = {
+        META_KEY: {
+            "projection": projection.name,
+            "definition_hash": projection.definition_hash(),
+            "generation": generation,
+        }
+    }
     return {"mappings": {"_meta": meta}, "aliases": aliases}
 
 
@@ -244,8 +275,11 @@ def _layout(client: OpenSearch, index: IndexNames) -> dict[str, dict[str, Any]]:
 
 
 def _indexes_only(response: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return {name: body.get("aliases", {}) for name, body in response.items()
-            if isinstance(body, dict) and name not in ("error", "status")}
+    return {
+        name: body.get("aliases", {})
+        for name, body in response.items()
+        if isinstance(body, dict) and name not in ("error", "status")
+    }
 
 
 def _alias_targets(layout: dict[str, dict[str, Any]], index: IndexNames) -> tuple[str | None, list[str]]:

@@ -99,11 +99,18 @@ class IndexDescription:
         return self.exists and self.stored_hash != self.code_hash
 
     def to_dict(self) -> dict[str, Any]:
-        return {"read_alias": self.read_alias, "write_alias": self.write_alias, "exists": self.exists,
-                "read_index": self.read_index, "generation": self.generation,
-                "write_indexes": list(self.write_indexes), "stored_hash": self.stored_hash,
-                "code_hash": self.code_hash, "rebuilding": self.rebuilding,
-                "needs_rebuild": self.needs_rebuild}
+        return {
+            "read_alias": self.read_alias,
+            "write_alias": self.write_alias,
+            "exists": self.exists,
+            "read_index": self.read_index,
+            "generation": self.generation,
+            "write_indexes": list(self.write_indexes),
+            "stored_hash": self.stored_hash,
+            "code_hash": self.code_hash,
+            "rebuilding": self.rebuilding,
+            "needs_rebuild": self.needs_rebuild,
+        }
 
 
 @dataclass(frozen=True, slots=True)

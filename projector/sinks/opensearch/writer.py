@@ -53,15 +53,22 @@ _ensured_lock = threading.Lock()
 class OpenSearchSink(Sink[DocumentProjection]):
     """Applies item changes of document projections to every index behind their write alias."""
 
-    def __init__(self, client: OpenSearch, settings: Settings, *, limits: WriteLimits | None = None,
-                 retry_policy: RetryPolicy = DEFAULT_POLICY) -> None:
+    def __init__(
+        self,
+        client: OpenSearch,
+        settings: Settings,
+        *,
+        limits: WriteLimits | None = None,
+        retry_policy: RetryPolicy = DEFAULT_POLICY,
+    ) -> None:
         self.client = client
         self.settings = settings
         self.limits = limits or WriteLimits()
         self.retry_policy = retry_policy
 
-    def apply(self, projection: DocumentProjection, items: Sequence[ItemChanges],
-              deadline: Deadline) -> SinkResult:
+    def apply(
+        self, projection: DocumentProjection, items: Sequence[ItemChanges], deadline: Deadline
+    ) -> SinkResult:
         result = SinkResult()
         if not items:
             return result
@@ -78,22 +85,37 @@ class OpenSearchSink(Sink[DocumentProjection]):
         runs = [_TargetWrite(self, client, projection, target, deadline).run(items) for target in targets]
         _summarise(items, targets, runs, result)
         result.requests = counter.count
-        logger.info("%s: %d applied, %d stale, %d failed, %d poison in %d request(s) to %s", projection.name,
-                    result.applied, result.stale, len(result.failed), len(result.poison), result.requests,
-                    ",".join(targets))
+        logger.info(
+            "%s: %d applied, %d stale, %d failed, %d poison in %d request(s) to %s",
+            projection.name,
+            result.applied,
+            result.stale,
+            len(result.failed),
+            len(result.poison),
+            result.requests,
+            ",".join(targets),
+        )
         return result
 
-    def read_documents(self, projection: DocumentProjection, ids: Sequence[str],
-                       index: str | None = None) -> dict[str, StoredDocument]:
+    def read_documents(
+        self, projection: DocumentProjection, ids: Sequence[str], index: str | None = None
+    ) -> dict[str, StoredDocument]:
         """Stored documents of ``ids`` (tombstones and hidden too) from the read alias or ``index``."""
         source = index or indexes.names(projection, self.settings.index_prefix).read_alias
         deadline = Deadline.after(self.settings.opensearch_timeout_s * 3)
         found: dict[str, StoredDocument] = {}
         for start in range(0, len(ids), self.limits.mget_ids):
-            chunk = list(ids[start:start + self.limits.mget_ids])
-            response = self._call(deadline, f"mget from {source}", lambda chunk=chunk: self.client.mget(
-                index=source, body={"ids": chunk}, realtime=True,
-                request_timeout=deadline.timeout(self.settings.opensearch_timeout_s)))
+            chunk = list(ids[start : start + self.limits.mget_ids])
+            response = self._call(
+                deadline,
+                f"mget from {source}",
+                lambda chunk=chunk: self.client.mget(
+                    index=source,
+                    body={"ids": chunk},
+                    realtime=True,
+                    request_timeout=deadline.timeout(self.settings.opensearch_timeout_s),
+                ),
+            )
             for doc in response["docs"]:
                 body = dict(doc.get("_source") or {}) if doc.get("found") else {}
                 meta = body.pop(META_FIELD, None)
@@ -103,8 +125,9 @@ class OpenSearchSink(Sink[DocumentProjection]):
                     found[doc["_id"]] = StoredDocument(state=state, visible=visible, source=body)
         return found
 
-    def read_states(self, projection: DocumentProjection, ids: Sequence[str],
-                    index: str | None = None) -> dict[str, ItemState]:
+    def read_states(
+        self, projection: DocumentProjection, ids: Sequence[str], index: str | None = None
+    ) -> dict[str, ItemState]:
         """The stored ItemState of each id that has a document (live, hidden or tombstone)."""
         return {item_id: doc.state for item_id, doc in self.read_documents(projection, ids, index).items()}
 
@@ -127,10 +150,13 @@ class OpenSearchSink(Sink[DocumentProjection]):
             key = (prefix, projection.name)
             with _ensured_lock:
                 if key in _ensured:
-                    raise IndexLayoutError(f"the write alias of {prefix}{projection.name} is gone although "
-                                           "this process created it; run `projector setup`")
-                logger.warning("the write alias of %s%s is missing: creating the indexes", prefix,
-                               projection.name)
+                    raise IndexLayoutError(
+                        f"the write alias of {prefix}{projection.name} is gone although "
+                        "this process created it; run `projector setup`"
+                    )
+                logger.warning(
+                    "the write alias of %s%s is missing: creating the indexes", prefix, projection.name
+                )
                 indexes.ensure(client, projection, prefix)
                 _ensured.add(key)
             return indexes.write_targets(client, projection, prefix, request_timeout=timeout)
@@ -183,8 +209,14 @@ class _ItemWrite:
 class _TargetWrite:
     """Read, fold and write one batch of items against one physical index."""
 
-    def __init__(self, sink: OpenSearchSink, client: Any, projection: DocumentProjection, target: str,
-                 deadline: Deadline) -> None:
+    def __init__(
+        self,
+        sink: OpenSearchSink,
+        client: Any,
+        projection: DocumentProjection,
+        target: str,
+        deadline: Deadline,
+    ) -> None:
         self.sink = sink
         self.client = client
         self.projection = projection
@@ -224,8 +256,13 @@ class _TargetWrite:
     def _read(self, writes: list[_ItemWrite]) -> None:
         def send(chunk: list[_ItemWrite]) -> list[_ItemWrite]:
             ids = [write.item_id for write in chunk]
-            response = self.client.mget(index=self.target, body={"ids": ids}, _source_includes=META_FIELD,
-                                        realtime=True, request_timeout=self._timeout())
+            response = self.client.mget(
+                index=self.target,
+                body={"ids": ids},
+                _source_includes=META_FIELD,
+                realtime=True,
+                request_timeout=self._timeout(),
+            )
             again = []
             for write, doc in zip(chunk, response["docs"], strict=True):
                 if "error" in doc:
@@ -237,8 +274,12 @@ class _TargetWrite:
             return again
 
         size = self.limits.mget_ids
-        self._retry(f"mget from {self.target}", writes,
-                    lambda pending: [pending[i:i + size] for i in range(0, len(pending), size)], send)
+        self._retry(
+            f"mget from {self.target}",
+            writes,
+            lambda pending: [pending[i : i + size] for i in range(0, len(pending), size)],
+            send,
+        )
 
     def _fold(self, write: _ItemWrite) -> None:
         while True:
@@ -257,11 +298,22 @@ class _TargetWrite:
             meta = _encode_json({META_FIELD: meta_of(folded.state, visible)}).encode()
             body = merge_objects(meta, output) if visible and output is not None else meta
             if len(body) > self.limits.max_document_bytes:
-                write.rejected.append((folded.last, f"document of {len(body)} bytes exceeds the limit of "
-                                                    f"{self.limits.max_document_bytes} bytes"))
+                write.rejected.append(
+                    (
+                        folded.last,
+                        f"document of {len(body)} bytes exceeds the limit of "
+                        f"{self.limits.max_document_bytes} bytes",
+                    )
+                )
                 continue
-            action = {"index": {"_index": self.target, "_id": write.item_id, "version_type": "external",
-                                "version": self.scheme.external_version(folded.state)}}
+            action = {
+                "index": {
+                    "_index": self.target,
+                    "_id": write.item_id,
+                    "version_type": "external",
+                    "version": self.scheme.external_version(folded.state),
+                }
+            }
             write.line = _encode_json(action).encode() + b"\n" + body + b"\n"
             return
 
@@ -323,8 +375,13 @@ class _TargetWrite:
             chunks.append(current)
         return chunks
 
-    def _retry(self, what: str, writes: list[_ItemWrite], chunker: Callable[[list[_ItemWrite]], list[Chunk]],
-               send: Callable[[Chunk], Chunk]) -> None:
+    def _retry(
+        self,
+        what: str,
+        writes: list[_ItemWrite],
+        chunker: Callable[[list[_ItemWrite]], list[Chunk]],
+        send: Callable[[Chunk], Chunk],
+    ) -> None:
         """Send ``writes`` in chunks, retry only what got a retryable answer, fail what is left at the end."""
         pending = list(writes)
 
@@ -350,8 +407,11 @@ class _TargetWrite:
         except Exception as error:
             for write in pending:
                 write.status = _Status.FAILED
-                write.error = (f"gave up retrying {what}: {write.error}" if isinstance(error, PendingItems)
-                               else f"{what} failed: {describe_error(error)}")
+                write.error = (
+                    f"gave up retrying {what}: {write.error}"
+                    if isinstance(error, PendingItems)
+                    else f"{what} failed: {describe_error(error)}"
+                )
             logger.warning("%s: %d item(s) failed: %s", what, len(pending), describe_error(error))
 
 
@@ -374,13 +434,17 @@ def _reason(error: dict[str, Any]) -> str:
     return text
 
 
-def _summarise(items: Sequence[ItemChanges], targets: list[str], runs: list[dict[str, _ItemWrite]],
-               result: SinkResult) -> None:
+def _summarise(
+    items: Sequence[ItemChanges], targets: list[str], runs: list[dict[str, _ItemWrite]], result: SinkResult
+) -> None:
     """Counts come from the index serving reads; an item failed on any index is failed (it will be resent)."""
     for entry in items:
         writes = [run[entry.item_id] for run in runs]
-        failed = [(target, write) for target, write in zip(targets, writes, strict=True)
-                  if write.status is _Status.FAILED]
+        failed = [
+            (target, write)
+            for target, write in zip(targets, writes, strict=True)
+            if write.status is _Status.FAILED
+        ]
         if failed:
             target, write = failed[0]
             result.failed[entry.item_id] = write.error if len(targets) == 1 else f"{target}: {write.error}"
