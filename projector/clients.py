@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
 
 from botocore.exceptions import BotoCoreError
 
@@ -20,6 +21,7 @@ READ_TIMEOUT_S = 10
 
 
 JSON_SERVICES = frozenset({"dynamodb", "dynamodbstreams"})
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
 
 class TruncatedResponseError(BotoCoreError):
@@ -52,7 +54,12 @@ def _session_client(service: str, region: str, endpoint: str | None) -> Any:
         read_timeout=READ_TIMEOUT_S,
         max_pool_connections=32,
     )
-    client = boto3.session.Session().client(service, endpoint_url=endpoint, config=config)
+    session = boto3.session.Session()
+    credentials: dict[str, str] = {}
+    if endpoint and urlparse(endpoint).hostname in LOOPBACK and session.get_credentials() is None:
+        # The local servers accept any key; a new machine has none configured, and needs none.
+        credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
+    client = session.client(service, endpoint_url=endpoint, config=config, **credentials)
     if service in JSON_SERVICES:
         client.meta.events.register(
             f"after-call.{client.meta.service_model.service_id.hyphenize()}", reject_truncated_json

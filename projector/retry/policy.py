@@ -43,7 +43,8 @@ def retrying(
 
     def log_retry(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
-        logger.warning(
+        # INFO: a retry is normal operation (conflicts, throttling); what finally fails is logged by its sink.
+        logger.info(
             "retrying %s (attempt %d) after %s: %s", what, state.attempt_number, type(error).__name__, error
         )
 
