@@ -36,7 +36,7 @@ services-start: install
 	$(BIN)/python scripts/services start
 
 services-stop:
-	$(BIN)/python scripts/services stop
+	$(BIN)/python scripts/services stop --only opensearch,moto,rie,toxiproxy
 
 services-status:
 	$(BIN)/python scripts/services status
