@@ -36,7 +36,12 @@ class SourceTable:
 
     @classmethod
     def describe(cls, client: Any, name: str) -> SourceTable:
-        table = client.describe_table(TableName=name)["Table"]
+        """The table's key schema and item count; a network fault at start is waited out (up to a minute)."""
+        for attempt in retrying(
+            Deadline.after(60), is_transient_aws_error, SCAN_POLICY, f"DescribeTable {name}"
+        ):
+            with attempt:
+                table = client.describe_table(TableName=name)["Table"]
         order = {"HASH": 0, "RANGE": 1}
         keys = [
             entry["AttributeName"] for entry in sorted(table["KeySchema"], key=lambda e: order[e["KeyType"]])
