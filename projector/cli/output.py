@@ -20,6 +20,13 @@ class CommandError(Exception):
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print one JSON document on stdout.")
+projection_option = click.option(
+    "--projection",
+    "projections",
+    multiple=True,
+    metavar="NAME",
+    help="Only this projection (repeatable); default all.",
+)
 
 
 def _default(value: Any) -> Any:

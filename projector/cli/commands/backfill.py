@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from projector.cli.output import CommandError, emit, json_option, print_table
+from projector.cli.output import CommandError, emit, json_option, print_table, projection_option
 
 if TYPE_CHECKING:
     from projector.backfill import BackfillReport
@@ -43,13 +43,7 @@ EXIT_STOPPED = 130
 @click.option(
     "--dry-run", is_flag=True, help="Read and project, write nothing; report what would be written."
 )
-@click.option(
-    "--projection",
-    "projections",
-    multiple=True,
-    metavar="NAME",
-    help="Only this projection (repeatable); default all.",
-)
+@projection_option
 @click.option(
     "--total-segments",
     type=click.IntRange(1, 1_000_000),

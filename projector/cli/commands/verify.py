@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from projector.cli.output import CommandError, emit, json_option, print_table
+from projector.cli.output import CommandError, emit, json_option, print_table, projection_option
 
 logger = logging.getLogger(__name__)
 
@@ -18,13 +18,7 @@ logger = logging.getLogger(__name__)
     is_flag=True,
     help="Rewrite the drifted documents (versioned) and rebuild drifted aggregates, then verify again.",
 )
-@click.option(
-    "--projection",
-    "projections",
-    multiple=True,
-    metavar="NAME",
-    help="Only this projection (repeatable); default all.",
-)
+@projection_option
 @click.option(
     "--segments",
     type=click.IntRange(1, 1000),
