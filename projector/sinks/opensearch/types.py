@@ -92,7 +92,8 @@ class IndexDescription:
 
     @property
     def rebuilding(self) -> bool:
-        return len(self.write_indexes) > 1
+        """A write target newer than the read index (an older one is the previous build, kept for rollback)."""
+        return any(_generation(name) > (self.generation or 0) for name in self.write_indexes)
 
     @property
     def needs_rebuild(self) -> bool:
@@ -130,3 +131,9 @@ class StoredDocument:
     state: ItemState
     visible: bool
     source: dict[str, Any]
+
+
+def _generation(index: str) -> int:
+    """The generation number of a physical index name ``...-gNNNNNN`` (0 if it has none)."""
+    tail = index.rsplit("-g", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
