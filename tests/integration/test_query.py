@@ -23,7 +23,6 @@ from click.testing import CliRunner
 from projections.orders import orders
 from projector.changes.types import Change, ChangeKind, StreamPosition
 from projector.config.settings import Settings
-from projector.projection.base import DocumentProjection
 from projector.query import QueryError, SearchUnavailable, facets, pages, search
 from projector.query.builder import build_search
 from projector.query.types import SearchRequest
@@ -33,6 +32,7 @@ from projector.sinks.opensearch import indexes
 from projector.sinks.opensearch.client import build_client
 from projector.sinks.opensearch.types import META_FIELD
 from projector.sinks.opensearch.writer import OpenSearchSink
+from tests.support.projections import CARTS
 
 pytestmark = pytest.mark.integration
 
@@ -429,27 +429,6 @@ def test_facet_counts(client: Any, catalog: Settings) -> None:
 
 
 # --- nested objects -----------------------------------------------------------------------------------
-
-CARTS = DocumentProjection(
-    name="carts",
-    key_attributes=("cart_id",),
-    text_fields=("lines.title", "comment"),
-    document=lambda item: item,
-    mappings={
-        "properties": {
-            "cart_id": {"type": "keyword"},
-            "comment": {"type": "text"},
-            "lines": {
-                "type": "nested",
-                "properties": {
-                    "sku": {"type": "keyword"},
-                    "qty": {"type": "long"},
-                    "title": {"type": "text"},
-                },
-            },
-        }
-    },
-)
 
 
 @pytest.fixture(scope="module")

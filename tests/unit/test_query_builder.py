@@ -15,6 +15,7 @@ from projector.projection.base import DocumentProjection
 from projector.query import cursor as cursors
 from projector.query.builder import Schema, build_facet, build_search
 from projector.query.types import Condition, QueryError, SearchRequest, SortSpec, document_model
+from tests.support.projections import CARTS
 
 pytestmark = pytest.mark.unit
 
@@ -241,30 +242,9 @@ def test_text_field_with_keyword_subfield_filters_on_the_subfield() -> None:
 
 # --- nested -----------------------------------------------------------------------------------------
 
-NESTED = DocumentProjection(
-    name="carts",
-    key_attributes=("cart_id",),
-    text_fields=("lines.title", "comment"),
-    document=lambda item: item,
-    mappings={
-        "properties": {
-            "cart_id": {"type": "keyword"},
-            "comment": {"type": "text"},
-            "lines": {
-                "type": "nested",
-                "properties": {
-                    "sku": {"type": "keyword"},
-                    "qty": {"type": "long"},
-                    "title": {"type": "text"},
-                },
-            },
-        }
-    },
-)
-
 
 def test_nested_fields_are_queried_inside_nested_queries() -> None:
-    body = build_search(NESTED, SearchRequest.of(text="mug", where=["lines.qty>=2"]), META).body
+    body = build_search(CARTS, SearchRequest.of(text="mug", where=["lines.qty>=2"]), META).body
     assert body["query"]["bool"]["filter"][1] == {
         "nested": {"path": "lines", "query": {"range": {"lines.qty": {"gte": 2}}}, "score_mode": "max"}
     }
@@ -276,11 +256,11 @@ def test_nested_fields_are_queried_inside_nested_queries() -> None:
     ]
     assert groups["should"][1]["constant_score"]["filter"]["multi_match"]["fields"] == ["comment"]
     with pytest.raises(QueryError, match="inside nested objects"):
-        build_search(NESTED, SearchRequest.of(sort="lines.qty"), META)
+        build_search(CARTS, SearchRequest.of(sort="lines.qty"), META)
 
 
 def test_nested_facets_count_documents() -> None:
-    aggs = build_facet(NESTED, "lines.sku", SearchRequest.of(), META, 5)["aggs"]["facet"]
+    aggs = build_facet(CARTS, "lines.sku", SearchRequest.of(), META, 5)["aggs"]["facet"]
     assert aggs["nested"] == {"path": "lines"}
     assert aggs["aggs"]["values"]["aggs"] == {"documents": {"reverse_nested": {}}}
 
