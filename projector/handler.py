@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from projector.config.exceptions import ConfigurationError
+from projector.logsafe import silence_body_loggers
 from projector.retry.deadline import Deadline
 from projector.runtime import Runtime
 
@@ -21,6 +22,7 @@ def runtime() -> Runtime:
     """The process-wide engine, built on the first invocation (settings are validated once)."""
     global _runtime
     if _runtime is None:
+        silence_body_loggers()
         _runtime = Runtime()
     return _runtime
 

@@ -59,5 +59,17 @@ def loggable(text: str | None, keep: int = 2) -> str:
     return f"{head} [error {digest}]"
 
 
+#: Library loggers that quote request or response bodies (item documents) at INFO or DEBUG.
+BODY_LOGGERS = ("opensearchpy.trace", "opensearch.trace")
+
+
+def silence_body_loggers() -> None:
+    """Keep request bodies out of every log: opensearch-py's trace logger writes whole ``_bulk`` bodies."""
+    for name in BODY_LOGGERS:
+        body_logger = logging.getLogger(name)
+        body_logger.setLevel(logging.WARNING)
+        body_logger.propagate = False
+
+
 def describe(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
