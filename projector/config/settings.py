@@ -1,4 +1,4 @@
-"""Settings from PROJECTOR_* environment variables (names fixed by CONTRACTS.md)."""
+"""Settings from PROJECTOR_* environment variables and the standard AWS ones (region, profile)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 from typing import Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from projector.config.exceptions import ConfigurationError
@@ -32,7 +32,9 @@ class Settings(BaseSettings):
     dead_letters: str = "file://.projector/dead-letters"
     projections: str = "projections"
     state_dir: str = ".projector"
-    region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
+    # The standard AWS chain: AWS_REGION, then AWS_DEFAULT_REGION, then the profile (AWS_PROFILE's
+    # config file). Only when every endpoint is on this machine does a missing region mean LOCAL_REGION.
+    region: str = Field(default="", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
     deadline_margin_ms: int = Field(default=3000, ge=0)
 
     @field_validator("opensearch_url")
@@ -77,9 +79,50 @@ class Settings(BaseSettings):
             raise ValueError(f"must be s3://bucket/prefix or file:///path, got {value!r}")
         return value
 
+    @model_validator(mode="after")
+    def _aws(self) -> Settings:
+        """Outside this machine nothing is guessed: SigV4 needs TLS, an endpoint and a region."""
+        remote_search = not is_loopback(self.opensearch_url)
+        if self.opensearch_auth == "sigv4" and remote_search and self.opensearch_url.startswith("http://"):
+            raise ValueError(
+                "PROJECTOR_OPENSEARCH_URL: sigv4 needs https:// for a host that is not on this machine "
+                f"(signed requests and documents would cross the network in clear), got {self.opensearch_url}"
+            )
+        if self.opensearch_auth == "sigv4" and "opensearch_url" not in self.model_fields_set:
+            raise ValueError("PROJECTOR_OPENSEARCH_URL: sigv4 is set but the domain's https:// URL is not")
+        if not self.region:
+            region = _profile_region()
+            if not region:
+                if remote_search or self.dynamodb_endpoint is None or not is_loopback(self.dynamodb_endpoint):
+                    raise ValueError(
+                        "AWS_REGION: no region set (AWS_REGION, AWS_DEFAULT_REGION or the profile's "
+                        "region) and an endpoint is not on this machine"
+                    )
+                region = LOCAL_REGION
+            object.__setattr__(self, "region", region)
+        return self
+
     @property
     def opensearch_verify_certs(self) -> bool:
         return True
+
+
+LOCAL_REGION = "us-east-1"
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def is_loopback(url: str) -> bool:
+    return urlparse(url).hostname in LOOPBACK
+
+
+def _profile_region() -> str | None:
+    """The region botocore finds in the profile (AWS_PROFILE, ~/.aws/config); None if there is none."""
+    import botocore.session
+
+    try:
+        return botocore.session.Session().get_config_variable("region")
+    except Exception:  # a broken config file: the caller reports the missing region
+        return None
 
 
 def load_settings() -> Settings:
@@ -88,7 +131,10 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as error:
         problems = "; ".join(
-            f"{_env_name(err['loc'])}: {err['msg'].removeprefix('Value error, ')}" for err in error.errors()
+            f"{_env_name(err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+            if err["loc"]
+            else err["msg"].removeprefix("Value error, ")  # a check across fields names its variable
+            for err in error.errors()
         )
         raise ConfigurationError(f"invalid configuration: {problems}") from None
 
