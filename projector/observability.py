@@ -48,13 +48,35 @@ batch_logger: Any = (
 )
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 # Disabled outside Lambda and by POWERTOOLS_TRACE_DISABLED=true (the template's Tracing parameter).
-# botocore is patched: DynamoDB transactions, gap and state reads each get their own subsegment.
+# botocore is patched: DynamoDB transactions, gap and state reads each get a subsegment.
 tracer = Tracer(service=SERVICE, patch_modules=("botocore",))
+
+
+def _trace_opensearch() -> None:
+    """One subsegment per OpenSearch request (``opensearch POST /prefix-orders-g000001/_bulk``).
+
+    X-Ray's httplib patch misses urllib3 2 (it bypasses ``http.client``'s request path), so the
+    transport is wrapped instead. The name carries the method and path, never a body.
+    """
+    from opensearchpy import Transport
+
+    if getattr(Transport.perform_request, "_projector_traced", False):
+        return
+    original = Transport.perform_request
+
+    def perform_request(self: Any, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        with subsegment(f"opensearch {method} {url.split('?', 1)[0]}"):
+            return original(self, method, url, *args, **kwargs)
+
+    perform_request._projector_traced = True  # type: ignore[attr-defined]
+    Transport.perform_request = perform_request  # type: ignore[method-assign]
+
+
 if not tracer.disabled:
     from aws_xray_sdk.core import xray_recorder
 
-    # Sinks run in worker threads, which see no segment: their calls are not traced, and not an error.
-    xray_recorder.configure(context_missing="IGNORE_ERROR")
+    xray_recorder.configure(context_missing="IGNORE_ERROR")  # a thread without a segment: untraced, no error
+    _trace_opensearch()
 
 
 def configure_lambda_logging() -> None:
