@@ -20,22 +20,54 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PROJECTOR_", extra="ignore", frozen=True)
 
-    opensearch_url: str = "http://127.0.0.1:9200"
-    opensearch_auth: Literal["none", "sigv4"] = "none"
-    opensearch_service: Literal["es", "aoss"] = "es"
-    opensearch_timeout_s: float = Field(default=10.0, gt=0)
-    opensearch_compress: bool = False  # gzip costs more Lambda CPU than it saves inside AWS's network
-    dynamodb_endpoint: str | None = "http://127.0.0.1:5000"
-    source_table: str = "orders"
-    aggregates_table: str = "projector-aggregates"
-    index_prefix: str = ""
-    dead_letters: str = "file://.projector/dead-letters"
-    projections: str = "projections"
-    state_dir: str = ".projector"
+    opensearch_url: str = Field(
+        default="http://127.0.0.1:9200",
+        description="OpenSearch endpoint; in AWS the domain's `https://` URL (required with `sigv4`)",
+    )
+    opensearch_auth: Literal["none", "sigv4"] = Field(
+        default="none",
+        description="`none`, or `sigv4`: requests signed with the AWS credentials (refused over `http://` "
+        "to a host that is not on this machine)",
+    )
+    opensearch_service: Literal["es", "aoss"] = Field(
+        default="es", description="SigV4 service name: `es` for managed domains (Serverless is not supported)"
+    )
+    opensearch_timeout_s: float = Field(default=10.0, gt=0, description="timeout of one OpenSearch request")
+    opensearch_compress: bool = Field(
+        default=False,  # gzip costs more Lambda CPU than it saves inside AWS's network
+        description="gzip request bodies (the SigV4 signature then covers the compressed bytes)",
+    )
+    dynamodb_endpoint: str | None = Field(
+        default="http://127.0.0.1:5000",
+        description="DynamoDB and DynamoDB Streams endpoint override; set it empty for the AWS endpoints",
+    )
+    source_table: str = Field(default="orders", description="the table whose stream is projected")
+    aggregates_table: str = Field(
+        default="projector-aggregates", description="the table holding aggregate projections"
+    )
+    index_prefix: str = Field(
+        default="", description="prefix of every index, alias and template name (the template requires one)"
+    )
+    dead_letters: str = Field(
+        default="file://.projector/dead-letters",
+        description="where poison records go: `s3://bucket/prefix` in AWS, `file:///path` locally "
+        "(files 0600 in 0700 folders)",
+    )
+    projections: str = Field(
+        default="projections", description="comma-separated modules or packages holding the projections"
+    )
+    state_dir: str = Field(default=".projector", description="runner and backfill checkpoints")
     # The standard AWS chain: AWS_REGION, then AWS_DEFAULT_REGION, then the profile (AWS_PROFILE's
     # config file). Only when every endpoint is on this machine does a missing region mean LOCAL_REGION.
-    region: str = Field(default="", validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"))
-    deadline_margin_ms: int = Field(default=3000, ge=0)
+    region: str = Field(
+        default="",
+        validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"),
+        description="region of every AWS client: `AWS_REGION`, else `AWS_DEFAULT_REGION`, else the "
+        "profile's (`AWS_PROFILE`); with no region, an endpoint not on this machine is an error",
+    )
+    deadline_margin_ms: int = Field(
+        default=3000, ge=0, description="time kept back from Lambda's deadline for answering"
+    )
 
     @field_validator("opensearch_url")
     @classmethod
