@@ -954,6 +954,9 @@ def test_parameter_examples_fit_the_template() -> None:
     for entry in production:
         _check_parameter(parameters, entry["ParameterKey"], entry["ParameterValue"])
     values = {entry["ParameterKey"]: entry["ParameterValue"] for entry in production}
+    # every parameter but those of the example table and the trial domain
+    trial_only = {"SourceTableName", "OpenSearchDomainName", "OpenSearchOperatorArn"}
+    assert set(values) == set(parameters) - trial_only
     assert (
         values["CreateOpenSearchDomain"] == "false"
         and values["OpenSearchEndpoint"]

@@ -255,3 +255,36 @@ def test_a_redrive_goes_on_past_a_bad_letter(tmp_path: Path) -> None:
     assert bad.id == "0-not-json.json" and "unreadable" in str(bad.error)
     assert files(tmp_path, "redriven") == sorted(f"{item.id}.json" for item in good)
     assert files(tmp_path, "pending") == ["0-not-json.json"]
+
+
+def test_the_s3_store_skips_bad_letters_and_names_ids_by_key() -> None:
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="letters")
+        store = S3DeadLetterStore("letters", "dead-letters", client)
+        good = letter()
+        store.put(good)
+        forged = json.loads(letter().model_dump_json())
+        forged["id"] = "../../escaped"
+        client.put_object(
+            Bucket="letters", Key="dead-letters/pending/2020-aaaa.json", Body=json.dumps(forged).encode()
+        )
+        client.put_object(Bucket="letters", Key="dead-letters/pending/0-bad.json", Body=b"{oops")
+        client.put_object(Bucket="letters", Key="dead-letters/pending/bad name.json", Body=b"{}")
+        listed = list(store.list())
+        assert sorted(item.id for item in listed) == sorted([good.id, "2020-aaaa"])
+        assert sorted(bad.name for bad in store.skipped) == ["0-bad.json", "bad name.json"]
+        for item in listed:
+            store.mark_redriven(item)
+        keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket="letters")["Contents"])
+        assert keys == sorted(
+            [
+                "dead-letters/pending/0-bad.json",
+                "dead-letters/pending/bad name.json",
+                "dead-letters/redriven/2020-aaaa.json",
+                f"dead-letters/redriven/{good.id}.json",
+            ]
+        )
