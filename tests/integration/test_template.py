@@ -788,15 +788,7 @@ def _assert_common(
         },
         *{
             (f"dynamodb:{action}", aggregates_arn)
-            for action in (
-                "GetItem",
-                "BatchGetItem",
-                "PutItem",
-                "UpdateItem",
-                "ConditionCheckItem",
-                "Query",
-                "DescribeTable",
-            )
+            for action in ("GetItem", "BatchGetItem", "PutItem", "UpdateItem")
         },
         ("s3:PutObject", f"arn:aws:s3:::{bucket}/dead-letters/*"),  # no GetObject: the function only writes
         ("sqs:SendMessage", queue_arn),
