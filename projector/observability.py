@@ -94,6 +94,11 @@ def configure_lambda_logging() -> None:
         engine.addHandler(handler)
     engine.setLevel(batch_logger.log_level)
     engine.propagate = False
+    # opensearch-py logs every request at INFO (one line per mget and bulk); its failures (429, 5xx,
+    # which the dashboard's metric filters count) are WARNINGs and stay. DEBUG keeps everything.
+    library = logging.getLogger("opensearch")
+    if engine.getEffectiveLevel() >= logging.INFO and library.level < logging.WARNING:
+        library.setLevel(logging.WARNING)
 
 
 def correlation_keys(records: Sequence[Any]) -> dict[str, Any]:
