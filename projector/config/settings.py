@@ -122,6 +122,18 @@ class Settings(BaseSettings):
             )
         if self.opensearch_auth == "sigv4" and "opensearch_url" not in self.model_fields_set:
             raise ValueError("PROJECTOR_OPENSEARCH_URL: sigv4 is set but the domain's https:// URL is not")
+        remote_dynamodb = self.dynamodb_endpoint is None or not is_loopback(self.dynamodb_endpoint)
+        # One side in AWS and the other left at its local default: a forgotten variable, not a choice.
+        if remote_search and not remote_dynamodb and "dynamodb_endpoint" not in self.model_fields_set:
+            raise ValueError(
+                "PROJECTOR_DYNAMODB_ENDPOINT: OpenSearch is not on this machine but DynamoDB would be the "
+                "local default; set it empty for the AWS endpoints (or to the endpoint you mean)"
+            )
+        if remote_dynamodb and not remote_search and "opensearch_url" not in self.model_fields_set:
+            raise ValueError(
+                "PROJECTOR_OPENSEARCH_URL: DynamoDB is AWS's but OpenSearch would be the local default; "
+                "set the domain's https:// URL"
+            )
         if not self.region:
             region = _profile_region()
             if not region:

@@ -194,3 +194,19 @@ def test_a_missing_region_is_an_error_outside_this_machine(monkeypatch: pytest.M
     )
     assert "AWS_REGION" in message
     assert "AWS_REGION" in failure(monkeypatch, PROJECTOR_OPENSEARCH_URL="http://127.0.0.1:9200")
+
+
+def test_one_side_in_aws_and_the_other_left_local_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forgotten variable must not silently send half of the work to the local servers."""
+    message = failure(
+        monkeypatch,
+        PROJECTOR_OPENSEARCH_URL="https://search-shop.eu-west-1.es.amazonaws.com",
+        PROJECTOR_OPENSEARCH_AUTH="sigv4",
+        AWS_REGION="eu-west-1",
+    )
+    assert "PROJECTOR_DYNAMODB_ENDPOINT" in message
+    monkeypatch.delenv("PROJECTOR_OPENSEARCH_URL")
+    monkeypatch.delenv("PROJECTOR_OPENSEARCH_AUTH")
+    assert "PROJECTOR_OPENSEARCH_URL" in failure(monkeypatch, PROJECTOR_DYNAMODB_ENDPOINT="")
+    monkeypatch.setenv("PROJECTOR_OPENSEARCH_URL", "http://127.0.0.1:9200")  # said on purpose: allowed
+    assert load_settings().dynamodb_endpoint is None
