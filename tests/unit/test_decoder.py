@@ -220,7 +220,11 @@ MALFORMED = [
     ),
     ({"items": {"L": [{"S": "a"}, {"N": "x"}]}}, "items[1]", "N value is not a number (str of 1 character)"),
     ({"items": {"L": [{"S": "a"}, {"Q": "x"}]}}, "items[1]", "unknown type tag 'Q'"),
-    ({"m": {"M": {"ok": {"S": "a"}, "bad key": {"N": "-"}}}}, "m['bad key']", "N value is not a number (str of 1 character)"),
+    (
+        {"m": {"M": {"ok": {"S": "a"}, "bad key": {"N": "-"}}}},
+        "m['bad key']",
+        "N value is not a number (str of 1 character)",
+    ),
 ]
 
 
@@ -283,7 +287,9 @@ def test_non_numeric_n_in_a_record_names_record_and_attribute() -> None:
 def test_nested_bad_number_path() -> None:
     items = {"L": [{"M": {"price": {"N": "1"}}}, {"M": {"price": {"N": "2"}}}, {"M": {"price": {"N": "x"}}}]}
     parsed = parse_record(record(NewImage={"items": items}), 0)
-    with pytest.raises(MalformedRecordError, match=r"dynamodb\.NewImage\.items\[2\]\.price: N value is not a number"):
+    with pytest.raises(
+        MalformedRecordError, match=r"dynamodb\.NewImage\.items\[2\]\.price: N value is not a number"
+    ):
         parsed.new_image()
 
 
