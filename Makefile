@@ -4,15 +4,26 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: install test test-unit test-integration demo lint services-start services-stop services-status bench soak package clean
+.PHONY: install lock test test-unit test-integration demo lint services-start services-stop services-status bench soak package clean
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+## make install: the exact versions of requirements.lock (hash-checked), then projector itself (editable).
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --require-hashes -r requirements.lock
+	$(BIN)/pip install -q --no-deps -e .
 	touch $(STAMP)
+
+## make lock: re-resolve the newest versions pyproject.toml allows into the two lock files (with hashes):
+## requirements.lock (everything, for make install and CI) and requirements-runtime.lock (scripts/package).
+UV_COMPILE = $(BIN)/uv pip compile pyproject.toml --universal --python-version 3.11 --generate-hashes \
+	--no-annotate --upgrade --custom-compile-command "make lock" --quiet
+lock: install
+	$(BIN)/pip install -q uv
+	$(UV_COMPILE) --extra dev -o requirements.lock
+	$(UV_COMPILE) -o requirements-runtime.lock
 
 ## make test: install, start the local servers (fetched and cached on first use), run every test.
 test: install services-start

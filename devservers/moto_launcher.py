@@ -1,6 +1,6 @@
 """Entry point of the local moto server: `python -m devservers.moto_launcher --host 127.0.0.1 --port 5000`.
 
-Stock `moto_server` has two hazards for concurrency tests (see shared SERVICES.md): its backends are
+Stock `moto_server` has two hazards for concurrency tests (see docs/services.md): its backends are
 not thread-safe (lost writes and HTTP 500s when a cancelled transaction races other writers), and
 TransactWriteItems deep-copies whole tables. This launcher serves moto's own WSGI application
 (`DomainDispatcherApplication(create_backend_app)`, exactly what `moto_server` serves) but

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 from projector.config.exceptions import ConfigurationError
+from projector.logsafe import silence_body_loggers
 from projector.retry.deadline import Deadline
 from projector.runtime import Runtime
 
@@ -21,6 +22,7 @@ def runtime() -> Runtime:
     """The process-wide engine, built on the first invocation (settings are validated once)."""
     global _runtime
     if _runtime is None:
+        silence_body_loggers()
         _runtime = Runtime()
     return _runtime
 
@@ -32,18 +34,55 @@ def reset_runtime() -> None:
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    from projector.observability import batch_logger, metrics, record_batch
-
     records = event.get("Records") if isinstance(event, dict) else None
     if not isinstance(records, list):
         raise ConfigurationError("the event is not a DynamoDB stream batch (no 'Records' list)")
+    from projector import observability
+
+    if not observability.in_lambda():  # tests, the local runner, benchmarks: their own logging
+        return _handle(records, context)
+    observability.configure_lambda_logging()
+    if hasattr(context, "aws_request_id"):
+        return _traced_handler(records, context)
+    return _handle(records, context)
+
+
+def _handle(records: list[Any], context: Any) -> dict[str, Any]:
+    from projector.observability import batch_logger, correlation_keys, metrics, record_batch
+
     started = time.perf_counter()
-    engine = runtime()
-    deadline = Deadline.from_context(context, engine.settings.deadline_margin_ms)
-    outcome = engine.processor.process(records, deadline)
+    batch_logger.append_keys(**correlation_keys(records))
     try:
-        record_batch(outcome, (time.perf_counter() - started) * 1000)
-        metrics.flush_metrics()
-    except Exception as error:  # metrics must never turn an applied batch into a retried one
-        batch_logger.warning("metrics not written: %s", error)
-    return outcome.response()
+        engine = runtime()
+        deadline = Deadline.from_context(context, engine.settings.deadline_margin_ms)
+        outcome = engine.processor.process(records, deadline)
+        try:
+            record_batch(outcome, (time.perf_counter() - started) * 1000)
+            metrics.flush_metrics()
+        except Exception as error:  # metrics must never turn an applied batch into a retried one
+            batch_logger.warning("metrics not written: %s", type(error).__name__)
+        return outcome.response()
+    finally:
+        batch_logger.remove_keys(["event_source_arn", "first_sequence", "last_sequence", "records"])
+
+
+def _wrap() -> Any:
+    """``_handle`` under Powertools' Lambda context (request id, cold start) and X-Ray handler segment.
+
+    The event is never logged (``log_event=False``): it holds item images. Built on first use so that
+    importing this module configures nothing outside Lambda.
+    """
+    from projector.observability import batch_logger, tracer
+
+    wrapped = batch_logger.inject_lambda_context(log_event=False, clear_state=True)(_handle)
+    return tracer.capture_lambda_handler(capture_response=False)(wrapped)
+
+
+def _traced_handler(records: list[Any], context: Any) -> dict[str, Any]:
+    global _wrapped
+    if _wrapped is None:
+        _wrapped = _wrap()
+    return _wrapped(records, context)
+
+
+_wrapped: Any = None

@@ -7,7 +7,7 @@ Baseline: for every change, one ``UpdateItem ADD`` per group whose measures it m
 minus old ones, from NewImage and OldImage), the usual hand-written approach (and not idempotent),
 on the first ``aggregate_naive_records`` changes (its rate is per change, so a prefix is enough).
 
-moto's server is the bottleneck of both (SERVICES.md), so changes/s are reported as a ratio, and the
+moto's server is the bottleneck of both (docs/services.md), so changes/s are reported as a ratio, and the
 figures that matter are counts: writes per touched group per batch (the goal), writes per change.
 """
 

@@ -3,7 +3,7 @@
 Subject: ``projector.backfill.Backfill`` (the code behind ``projector backfill``) projecting a seeded
 source table into a fresh ``orders`` index: parallel Scan pages (ConsistentRead, 500 items) decoded,
 folded and bulk-written, checkpointed per page. Baseline: the same parallel Scan with the same client,
-page size and workers, reading only. moto's Scan (~490 items/s whatever the segments, SERVICES.md) bounds
+page size and workers, reading only. moto's Scan (~490 items/s whatever the segments, measured on the local moto server) bounds
 both, so the ratio is the figure: how much the projection work slows the scan down.
 """
 

@@ -1,4 +1,4 @@
-"""Settings from PROJECTOR_* environment variables (names fixed by CONTRACTS.md)."""
+"""Settings from PROJECTOR_* environment variables and the standard AWS ones (region, profile)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import re
 from typing import Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from projector.config.exceptions import ConfigurationError
@@ -20,20 +20,54 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="PROJECTOR_", extra="ignore", frozen=True)
 
-    opensearch_url: str = "http://127.0.0.1:9200"
-    opensearch_auth: Literal["none", "sigv4"] = "none"
-    opensearch_service: Literal["es", "aoss"] = "es"
-    opensearch_timeout_s: float = Field(default=10.0, gt=0)
-    opensearch_compress: bool = False  # gzip costs more Lambda CPU than it saves inside AWS's network
-    dynamodb_endpoint: str | None = "http://127.0.0.1:5000"
-    source_table: str = "orders"
-    aggregates_table: str = "projector-aggregates"
-    index_prefix: str = ""
-    dead_letters: str = "file://.projector/dead-letters"
-    projections: str = "projections"
-    state_dir: str = ".projector"
-    region: str = Field(default="us-east-1", validation_alias="AWS_REGION")
-    deadline_margin_ms: int = Field(default=3000, ge=0)
+    opensearch_url: str = Field(
+        default="http://127.0.0.1:9200",
+        description="OpenSearch endpoint; in AWS the domain's `https://` URL (required with `sigv4`)",
+    )
+    opensearch_auth: Literal["none", "sigv4"] = Field(
+        default="none",
+        description="`none`, or `sigv4`: requests signed with the AWS credentials (refused over `http://` "
+        "to a host that is not on this machine)",
+    )
+    opensearch_service: Literal["es", "aoss"] = Field(
+        default="es", description="SigV4 service name: `es` for managed domains (Serverless is not supported)"
+    )
+    opensearch_timeout_s: float = Field(default=10.0, gt=0, description="timeout of one OpenSearch request")
+    opensearch_compress: bool = Field(
+        default=False,  # gzip costs more Lambda CPU than it saves inside AWS's network
+        description="gzip request bodies (the SigV4 signature then covers the compressed bytes)",
+    )
+    dynamodb_endpoint: str | None = Field(
+        default="http://127.0.0.1:5000",
+        description="DynamoDB and DynamoDB Streams endpoint override; set it empty for the AWS endpoints",
+    )
+    source_table: str = Field(default="orders", description="the table whose stream is projected")
+    aggregates_table: str = Field(
+        default="projector-aggregates", description="the table holding aggregate projections"
+    )
+    index_prefix: str = Field(
+        default="", description="prefix of every index, alias and template name (the template requires one)"
+    )
+    dead_letters: str = Field(
+        default="file://.projector/dead-letters",
+        description="where poison records go: `s3://bucket/prefix` in AWS, `file:///path` locally "
+        "(files 0600 in 0700 folders)",
+    )
+    projections: str = Field(
+        default="projections", description="comma-separated modules or packages holding the projections"
+    )
+    state_dir: str = Field(default=".projector", description="runner and backfill checkpoints")
+    # The standard AWS chain: AWS_REGION, then AWS_DEFAULT_REGION, then the profile (AWS_PROFILE's
+    # config file). Only when every endpoint is on this machine does a missing region mean LOCAL_REGION.
+    region: str = Field(
+        default="",
+        validation_alias=AliasChoices("AWS_REGION", "AWS_DEFAULT_REGION"),
+        description="region of every AWS client: `AWS_REGION`, else `AWS_DEFAULT_REGION`, else the "
+        "profile's (`AWS_PROFILE`); with no region, an endpoint not on this machine is an error",
+    )
+    deadline_margin_ms: int = Field(
+        default=3000, ge=0, description="time kept back from Lambda's deadline for answering"
+    )
 
     @field_validator("opensearch_url")
     @classmethod
@@ -77,9 +111,62 @@ class Settings(BaseSettings):
             raise ValueError(f"must be s3://bucket/prefix or file:///path, got {value!r}")
         return value
 
+    @model_validator(mode="after")
+    def _aws(self) -> Settings:
+        """Outside this machine nothing is guessed: SigV4 needs TLS, an endpoint and a region."""
+        remote_search = not is_loopback(self.opensearch_url)
+        if self.opensearch_auth == "sigv4" and remote_search and self.opensearch_url.startswith("http://"):
+            raise ValueError(
+                "PROJECTOR_OPENSEARCH_URL: sigv4 needs https:// for a host that is not on this machine "
+                f"(signed requests and documents would cross the network in clear), got {self.opensearch_url}"
+            )
+        if self.opensearch_auth == "sigv4" and "opensearch_url" not in self.model_fields_set:
+            raise ValueError("PROJECTOR_OPENSEARCH_URL: sigv4 is set but the domain's https:// URL is not")
+        remote_dynamodb = self.dynamodb_endpoint is None or not is_loopback(self.dynamodb_endpoint)
+        # One side in AWS and the other left at its local default: a forgotten variable, not a choice.
+        if remote_search and not remote_dynamodb and "dynamodb_endpoint" not in self.model_fields_set:
+            raise ValueError(
+                "PROJECTOR_DYNAMODB_ENDPOINT: OpenSearch is not on this machine but DynamoDB would be the "
+                "local default; set it empty for the AWS endpoints (or to the endpoint you mean)"
+            )
+        if remote_dynamodb and not remote_search and "opensearch_url" not in self.model_fields_set:
+            raise ValueError(
+                "PROJECTOR_OPENSEARCH_URL: DynamoDB is AWS's but OpenSearch would be the local default; "
+                "set the domain's https:// URL"
+            )
+        if not self.region:
+            region = _profile_region()
+            if not region:
+                if remote_search or self.dynamodb_endpoint is None or not is_loopback(self.dynamodb_endpoint):
+                    raise ValueError(
+                        "AWS_REGION: no region set (AWS_REGION, AWS_DEFAULT_REGION or the profile's "
+                        "region) and an endpoint is not on this machine"
+                    )
+                region = LOCAL_REGION
+            object.__setattr__(self, "region", region)
+        return self
+
     @property
     def opensearch_verify_certs(self) -> bool:
         return True
+
+
+LOCAL_REGION = "us-east-1"
+LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
+
+
+def is_loopback(url: str) -> bool:
+    return urlparse(url).hostname in LOOPBACK
+
+
+def _profile_region() -> str | None:
+    """The region botocore finds in the profile (AWS_PROFILE, ~/.aws/config); None if there is none."""
+    import botocore.session
+
+    try:
+        return botocore.session.Session().get_config_variable("region")
+    except Exception:  # a broken config file: the caller reports the missing region
+        return None
 
 
 def load_settings() -> Settings:
@@ -88,7 +175,10 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as error:
         problems = "; ".join(
-            f"{_env_name(err['loc'])}: {err['msg'].removeprefix('Value error, ')}" for err in error.errors()
+            f"{_env_name(err['loc'])}: {err['msg'].removeprefix('Value error, ')}"
+            if err["loc"]
+            else err["msg"].removeprefix("Value error, ")  # a check across fields names its variable
+            for err in error.errors()
         )
         raise ConfigurationError(f"invalid configuration: {problems}") from None
 

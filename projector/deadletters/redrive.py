@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from projector.logsafe import loggable
 from projector.retry.deadline import Deadline
 
 if TYPE_CHECKING:
@@ -18,23 +19,36 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class RedriveResult:
-    letter: DeadLetter
+    letter: DeadLetter | None  # None: an entry that could not be read as a letter (``id`` is its name)
     redriven: bool
     error: str | None
+    name: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.letter.id if self.letter is not None else str(self.name)
 
 
 def redrive(runtime: Runtime, letter_ids: set[str] | None = None) -> Iterator[RedriveResult]:
-    """Apply each pending letter; a letter that applies (or is now stale) moves to ``redriven``."""
+    """Apply each pending letter; a letter that applies (or is now stale) moves to ``redriven``.
+
+    An entry that cannot be read is reported as a failed result and skipped; the others go on.
+    """
     store = runtime.dead_letters
     for letter in list(store.list()):
         if letter_ids is not None and letter.id not in letter_ids:
             continue
-        redriven, error = _replay(runtime, letter)
-        if redriven:
-            store.mark_redriven(letter)
-        else:
-            logger.info("dead letter %s still fails: %s", letter.id, error)
+        try:
+            redriven, error = _replay(runtime, letter)
+            if redriven:
+                store.mark_redriven(letter)
+        except Exception as failure:  # one letter never stops the redrive of the others
+            redriven, error = False, f"{type(failure).__name__}: {failure}"
+        if not redriven:
+            logger.info("dead letter %s still fails: %s", letter.id, loggable(error))
         yield RedriveResult(letter, redriven, error)
+    for bad in store.skipped:
+        yield RedriveResult(None, False, f"unreadable dead letter {bad.location}: {bad.error}", name=bad.name)
 
 
 def _replay(runtime: Runtime, letter: DeadLetter) -> tuple[bool, str | None]:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from projector.changes.builders import change_from_record
 from projector.changes.types import Change
 from projector.deadletters.types import DeadLetter
+from projector.logsafe import describe, loggable, projection_scope
 from projector.pipeline.outcome import BatchOutcome
 from projector.projection.base import AggregateProjection, DocumentProjection, Projection
 from projector.records import MalformedRecordError, parse_record
@@ -106,7 +107,8 @@ class BatchProcessor:
 
         def run(job: tuple[Projection, Sink]) -> tuple[Projection, SinkResult]:
             projection, sink = job
-            return projection, sink.apply(projection, grouped[projection.name], deadline)
+            with projection_scope(projection.name):
+                return projection, sink.apply(projection, grouped[projection.name], deadline)
 
         if self.parallel and len(jobs) > 1:
             with ThreadPoolExecutor(max_workers=min(4, len(jobs)), thread_name_prefix="sink") as pool:
@@ -128,7 +130,7 @@ class BatchProcessor:
                     "poison change at record %d for %s dead-lettered: %s",
                     change.batch_index,
                     projection.name,
-                    error,
+                    loggable(error),
                 )
                 self._dead_letter(
                     outcome,
@@ -162,7 +164,7 @@ class BatchProcessor:
             self.dead_letters.put(letter)
             outcome.dead_lettered += 1
         except Exception as error:  # the record is not safe anywhere: Lambda must resend it
-            logger.error("dead-letter store failed for record %d: %s: %s", index, type(error).__name__, error)
+            logger.error("dead-letter store failed for record %d: %s", index, loggable(describe(error)))
             if sequence is None:
                 raise
             outcome.fail_at(index, sequence, f"dead-letter store failed: {error}")

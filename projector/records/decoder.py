@@ -37,35 +37,44 @@ _a2b_base64 = binascii.a2b_base64
 _Decoder = Callable[[Any], Any]
 
 
-def _show(value: Any) -> str:
-    text = repr(value)
+def _shape(value: Any) -> str:
+    """What a bad value looks like without the value itself: messages end up in logs."""
+    if isinstance(value, str | bytes | list | dict):
+        unit = "character" if isinstance(value, str) else "byte" if isinstance(value, bytes) else "member"
+        return f"{type(value).__name__} of {len(value)} {unit}{'' if len(value) == 1 else 's'}"
+    return type(value).__name__
+
+
+def _show(tag: Any) -> str:
+    """A type tag (a key of the attribute value, like a field name), never an attribute's value."""
+    text = repr(tag)
     return text if len(text) <= 60 else f"{text[:57]}..."
 
 
 def _number(value: Any) -> Decimal:
     if type(value) is not str:
-        raise DecodeError(f"N value must be a string, got {type(value).__name__} {_show(value)}")
+        raise DecodeError(f"N value must be a string, got {_shape(value)}")
     try:
         number = _create_decimal(value)
     except decimal.DecimalException as exc:
         raise DecodeError(_number_reason(value, exc)) from None
     # Decimal also reads 'NaN', 'Infinity', '1_000' and padded text; DynamoDB never sends them.
     if not number.is_finite() or "_" in value or value.strip() != value:
-        raise DecodeError(f"N value {_show(value)} is not a number")
+        raise DecodeError(f"N value is not a number ({_shape(value)})")
     return number
 
 
 def _number_reason(value: str, exc: decimal.DecimalException) -> str:
     if isinstance(exc, decimal.InvalidOperation):
-        return f"N value {_show(value)} is not a number"
+        return f"N value is not a number ({_shape(value)})"
     if isinstance(exc, decimal.Overflow | decimal.Underflow | decimal.Clamped):
-        return f"N value {_show(value)} is outside DynamoDB's number range"
-    return f"N value {_show(value)} has more than 38 significant digits"
+        return f"N value is outside DynamoDB's number range ({_shape(value)})"
+    return f"N value has more than 38 significant digits ({_shape(value)})"
 
 
 def _string(value: Any) -> str:
     if type(value) is not str:
-        raise DecodeError(f"S value must be a string, got {type(value).__name__} {_show(value)}")
+        raise DecodeError(f"S value must be a string, got {_shape(value)}")
     return value
 
 
@@ -74,36 +83,36 @@ def _binary(value: Any) -> bytes:
         try:
             return _a2b_base64(value, strict_mode=True)
         except (binascii.Error, ValueError) as exc:
-            raise DecodeError(f"B value {_show(value)} is not valid base64: {exc}") from None
+            raise DecodeError(f"B value is not valid base64 ({_shape(value)}): {exc}") from None
     if type(value) is bytes:  # boto3's low-level client has already decoded it
         return value
     if isinstance(value, bytes | bytearray | memoryview):
         return bytes(value)
-    raise DecodeError(f"B value must be a base64 string or bytes, got {type(value).__name__} {_show(value)}")
+    raise DecodeError(f"B value must be a base64 string or bytes, got {_shape(value)}")
 
 
 def _bool(value: Any) -> bool:
     if type(value) is not bool:
-        raise DecodeError(f"BOOL value must be true or false, got {_show(value)}")
+        raise DecodeError(f"BOOL value must be true or false, got {_shape(value)}")
     return value
 
 
 def _null(value: Any) -> None:
     if value is not True:
-        raise DecodeError(f"NULL value must be true, got {_show(value)}")
+        raise DecodeError(f"NULL value must be true, got {_shape(value)}")
     return None
 
 
 def _members(tag: str, value: Any) -> list[Any]:
     if not isinstance(value, list):
-        raise DecodeError(f"{tag} value must be a list, got {type(value).__name__} {_show(value)}")
+        raise DecodeError(f"{tag} value must be a list, got {_shape(value)}")
     return value
 
 
 def _string_set(value: Any) -> set[str]:
     for index, member in enumerate(_members("SS", value)):
         if type(member) is not str:
-            error = DecodeError(f"SS member must be a string, got {type(member).__name__} {_show(member)}")
+            error = DecodeError(f"SS member must be a string, got {_shape(member)}")
             error.reversed_path.append(index)
             raise error
     return set(value)
@@ -130,7 +139,7 @@ def _binary_set(value: Any) -> set[bytes]:
 
 def _list(value: Any) -> list[Any]:
     if not isinstance(value, list):
-        raise DecodeError(f"L value must be a list, got {type(value).__name__} {_show(value)}")
+        raise DecodeError(f"L value must be a list, got {_shape(value)}")
     out: list[Any] = []
     append = out.append
     index = 0
@@ -167,7 +176,7 @@ def _list(value: Any) -> list[Any]:
 
 def _map(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise DecodeError(f"M value must be an object, got {type(value).__name__} {_show(value)}")
+        raise DecodeError(f"M value must be an object, got {_shape(value)}")
     out: dict[str, Any] = {}
     name = None
     try:

@@ -244,15 +244,21 @@ def _malformed(raw: Any, index: int, exc: ValidationError) -> MalformedRecordErr
     )
 
 
+_IMAGES = frozenset({"Keys", "NewImage", "OldImage"})
+
+
 def _reason(error: Any) -> str:
     kind = error["type"]
     if kind == "missing":
         return "required field is missing"
     if kind == "value_error":
         return str(error["ctx"]["error"])
-    shown = repr(error["input"])
-    if len(shown) > 60:
-        shown = f"{shown[:57]}..."
+    if _IMAGES.intersection(str(part) for part in error["loc"]):
+        shown = type(error["input"]).__name__  # inside an image: the value is item data, never shown
+    else:
+        shown = repr(error["input"])
+        if len(shown) > 60:
+            shown = f"{shown[:57]}..."
     return f"{error['msg']}, got {shown}"
 
 

@@ -48,7 +48,7 @@ class GroupCheck:
             try:
                 contributions = self.projection.contributions(item)
             except Exception as error:  # a poison item contributes nothing, in the sink as here
-                logger.debug("%s: cannot project an item: %s", self.projection.name, error)
+                logger.debug("%s: cannot project an item: %s", self.projection.name, type(error).__name__)
                 continue
             for group, measures in contributions.items():
                 if only is None or group in only:

@@ -123,7 +123,7 @@ class DocumentCheck:
         try:
             expected = self.projection.document(item)
         except Exception as error:  # a poison item: the dead letters own it, not verify
-            logger.debug("%s: cannot project an item: %s", self.projection.name, error)
+            logger.debug("%s: cannot project an item: %s", self.projection.name, type(error).__name__)
             return None
         if not visible:
             return "missing" if expected is not None else None

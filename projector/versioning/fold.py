@@ -56,7 +56,11 @@ def fold(
         try:
             result.output = render(result.last)
         except Exception as error:  # a projection bug or bad item: that record is poison, not the batch
-            logger.debug("projection rejected change at batch index %s: %s", result.last.batch_index, error)
+            logger.debug(
+                "projection rejected change at batch index %s: %s",
+                result.last.batch_index,
+                type(error).__name__,
+            )
             rejected.append((result.last, f"projection failed: {type(error).__name__}: {error}"))
             excluded.add(id(result.last))
             continue

@@ -219,6 +219,15 @@ def test_sam_transform_offline_produces_the_expected_resources() -> None:
         "FunctionErrorsAlarm": "AWS::CloudWatch::Alarm",
         "SkippedBatchesAlarm": "AWS::CloudWatch::Alarm",
         "DeadLetteredAlarm": "AWS::CloudWatch::Alarm",
+        "StreamNotDeliveredAlarm": "AWS::CloudWatch::Alarm",
+        "Dashboard": "AWS::CloudWatch::Dashboard",
+        "RetriesMetricFilter": "AWS::Logs::MetricFilter",
+        "OpenSearchThrottledMetricFilter": "AWS::Logs::MetricFilter",
+        "OpenSearchServerErrorMetricFilter": "AWS::Logs::MetricFilter",
+        "TracingPolicy": "AWS::IAM::Policy",
+        "VpcAccessPolicy": "AWS::IAM::Policy",
+        "DeadLetterKeyPolicy": "AWS::IAM::Policy",
+        "OptionalGrantsReady": "AWS::CloudFormation::WaitConditionHandle",
     }
     assert out["Resources"]["SourceTable"]["Condition"] == "CreateSourceTable"
     assert out["Resources"]["OpenSearchDomain"]["Condition"] == "CreateDomain"
@@ -237,7 +246,15 @@ def test_function_and_mapping_settings_in_the_template() -> None:
     assert function["MemorySize"] == 512
     assert function["Timeout"] == 60
     assert function["Code"] == {"S3Bucket": "artifacts", "S3Key": "projector-lambda.zip"}
-    assert function["LoggingConfig"] == {"LogGroup": {"Ref": "FunctionLogGroup"}}
+    assert function["LoggingConfig"] == {
+        "LogGroup": {"Ref": "FunctionLogGroup"},
+        "LogFormat": "JSON",
+        "ApplicationLogLevel": {"Ref": "LogLevel"},
+        "SystemLogLevel": "WARN",
+    }
+    # moto's CloudFormation does not keep TracingConfig: asserted here, on the transformed template.
+    assert function["TracingConfig"] == {"Mode": {"Ref": "Tracing"}}
+    assert load_template()["Parameters"]["Tracing"]["Default"] == "Active"
     assert function["ReservedConcurrentExecutions"] == {
         "Fn::If": ["HasReservedConcurrency", {"Ref": "ReservedConcurrency"}, {"Ref": "AWS::NoValue"}]
     }
@@ -325,7 +342,14 @@ def test_storage_queue_and_bucket_settings_in_the_template() -> None:
     props = bucket["Properties"]
     assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
         "ServerSideEncryptionByDefault"
-    ] == {"SSEAlgorithm": "AES256"}
+    ] == {
+        "Fn::If": [
+            "HasDeadLetterKey",
+            {"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": {"Ref": "DeadLetterKmsKeyArn"}},
+            {"SSEAlgorithm": "AES256"},
+        ]
+    }
+    assert resources["OnFailureQueue"]["DeletionPolicy"] == "Retain"
     assert props["PublicAccessBlockConfiguration"] == {
         "BlockPublicAcls": True,
         "BlockPublicPolicy": True,
@@ -383,7 +407,15 @@ def test_trial_domain_settings_in_the_template() -> None:
         "es:ESHttpPut",
     ]
     domain_arn = "arn:${AWS::Partition}:es:${AWS::Region}:${AWS::AccountId}:domain/${OpenSearchDomainName}"
-    assert function_grant["Resource"] == {"Fn::Sub": domain_arn + "/*"}
+    assert function_grant["Resource"] == [
+        {"Fn::Sub": domain_arn + path}
+        for path in (
+            "/${IndexPrefix}*",
+            "/_alias/${IndexPrefix}*",
+            "/_index_template/${IndexPrefix}*",
+            "/_aliases",
+        )
+    ]
     assert grants[1]["Fn::If"][0] == "DomainHasOperator"  # the operator grant exists only when asked for
     # The function gets the domain URL and the role the same domain ARN the domain policy names.
     environment = out["Resources"]["ProjectorFunction"]["Properties"]["Environment"]["Variables"]
@@ -391,11 +423,20 @@ def test_trial_domain_settings_in_the_template() -> None:
         "Fn::Sub": "https://${OpenSearchDomain.DomainEndpoint}"
     }
     role_policies = {
-        p["PolicyName"]: p["PolicyDocument"]
+        p["PolicyName"]: p["PolicyDocument"]  # noqa: RUF100
         for p in out["Resources"]["FunctionRole"]["Properties"]["Policies"]
     }
     es_resource = role_policies["write-search-documents"]["Statement"][0]["Resource"]
     assert es_resource["Fn::If"][1] == function_grant["Resource"]
+    assert es_resource["Fn::If"][2] == [
+        {"Fn::Sub": "${OpenSearchDomainArn}" + path}
+        for path in (
+            "/${IndexPrefix}*",
+            "/_alias/${IndexPrefix}*",
+            "/_index_template/${IndexPrefix}*",
+            "/_aliases",
+        )
+    ]
 
 
 def test_alarms_in_the_template() -> None:
@@ -428,7 +469,7 @@ def test_alarms_in_the_template() -> None:
             [{"Name": "service", "Value": {"Ref": "AWS::StackName"}}],
         ),
     }
-    assert set(alarms) == set(expected)
+    assert set(alarms) == set(expected) | {"StreamNotDeliveredAlarm"}
     for logical_id, (namespace, metric, dimensions) in expected.items():
         alarm = alarms[logical_id]
         assert (alarm["Namespace"], alarm["MetricName"], alarm["Dimensions"]) == (
@@ -438,6 +479,17 @@ def test_alarms_in_the_template() -> None:
         )
         assert alarm["AlarmActions"] == topic and alarm["OKActions"] == topic
         assert alarm["TreatMissingData"] == "notBreaching"
+    # The stall alarm: table writes with no invocation, 3 periods in a row (see the template's comment).
+    stalled = alarms.pop("StreamNotDeliveredAlarm")
+    metrics = {metric["Id"]: metric for metric in stalled["Metrics"]}
+    assert metrics["writes"]["MetricStat"]["Metric"]["MetricName"] == "ConsumedWriteCapacityUnits"
+    assert metrics["invocations"]["MetricStat"]["Metric"]["Dimensions"] == [
+        {"Name": "FunctionName", "Value": {"Ref": "ProjectorFunction"}}
+    ]
+    assert metrics["stalled"]["Expression"] == "IF(writes > 0 AND FILL(invocations, 0) == 0, 1, 0)"
+    assert [metric["Id"] for metric in stalled["Metrics"] if metric["ReturnData"]] == ["stalled"]
+    assert (stalled["EvaluationPeriods"], stalled["DatapointsToAlarm"], stalled["Threshold"]) == (3, 3, 1)
+    assert stalled["AlarmActions"] == topic and stalled["OKActions"] == topic
     assert alarms["IteratorAgeAlarm"]["Threshold"] == {"Ref": "IteratorAgeAlarmThresholdMs"}
     # The DeadLettered alarm's dimension is the service name the function's metrics carry.
     environment = out["Resources"]["ProjectorFunction"]["Properties"]["Environment"]["Variables"]
@@ -485,13 +537,26 @@ class Deployment:
         assert {transformed["Resources"][r]["Type"] for r in removed} == {
             "AWS::CloudWatch::Alarm",
             "AWS::S3::BucketPolicy",
+            "AWS::Logs::MetricFilter",
+            "AWS::CloudFormation::WaitConditionHandle",
         } | ({"AWS::OpenSearchService::Domain"} if live_conditions.get("CreateDomain") else set())
         variant = copy.deepcopy(transformed)
         for logical_id in removed:
             del variant["Resources"][logical_id]
+        for resource in variant["Resources"].values():  # moto has no wait-condition handle
+            if resource.get("DependsOn") in removed:
+                del resource["DependsOn"]
         for output in [key for key, value in variant["Outputs"].items() if references(value) & removed]:
             del variant["Outputs"][output]
-        assert set(transformed["Outputs"]) - set(variant["Outputs"]) == {"AlarmNames"}
+        assert set(transformed["Outputs"]) - set(variant["Outputs"]) == {
+            "AlarmNames",
+            "StreamNotDeliveredAlarmName",
+        }
+        # The dashboard's alarm widget names the alarms' ARNs; moto has no alarms from CloudFormation.
+        dashboard_values = variant["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"][1]
+        for key, value in list(dashboard_values.items()):
+            if references(value) & removed:
+                dashboard_values[key] = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{key}"
 
         cloudformation = client("cloudformation")
         cloudformation.create_stack(
@@ -607,7 +672,31 @@ def _assert_common(
     assert mapping["MaximumRetryAttempts"] == int(parameters.get("MaximumRetryAttempts", 10000)) >= 0
     assert mapping["MaximumRecordAgeInSeconds"] == int(parameters.get("MaximumRecordAgeInSeconds", 43200)) > 0
     assert mapping["DestinationConfig"] == {"OnFailure": {"Destination": queue_arn}}
+    assert mapping["MetricsConfig"] == {"Metrics": ["EventCount"]}
     assert outputs["EventSourceMappingId"] == mapping["UUID"]
+
+    # --- the dashboard: every panel the issue asks for, on this stack's function, mapping and queue
+    dashboard_name = outputs["DashboardName"]
+    body = json.loads(client("cloudwatch").get_dashboard(DashboardName=dashboard_name)["DashboardBody"])
+    panels = {widget["properties"]["title"]: widget for widget in body["widgets"]}
+    assert len(panels) == 7
+    shown = json.dumps(body)
+    for metric in (
+        "IteratorAge",
+        "BatchDuration",
+        "RecordsApplied",
+        "RecordsStale",
+        "DeadLettered",
+        "Retries",
+        "OpenSearch429",
+        "OpenSearch5xx",
+        "ApproximateNumberOfMessagesVisible",
+        "PolledEventCount",
+    ):
+        assert f'"{metric}"' in shown, metric
+    assert f'"FunctionName", "{function_name}"' in shown
+    assert f'"EventSourceMappingUUID", "{mapping["UUID"]}"' in shown
+    assert f'"QueueName", "{queue_url.rsplit("/", 1)[1]}"' in shown
 
     # --- the function
     config = lam.get_function_configuration(FunctionName=function_name)
@@ -622,13 +711,20 @@ def _assert_common(
         "PROJECTOR_DYNAMODB_ENDPOINT": "",
         "PROJECTOR_SOURCE_TABLE": source_table,
         "PROJECTOR_AGGREGATES_TABLE": aggregates_table,
-        "PROJECTOR_INDEX_PREFIX": parameters.get("IndexPrefix", ""),
+        "PROJECTOR_INDEX_PREFIX": parameters.get("IndexPrefix", "projector-"),
         "PROJECTOR_DEAD_LETTERS": f"s3://{bucket}/dead-letters",
         "PROJECTOR_STATE_DIR": "/tmp/projector",
         "POWERTOOLS_SERVICE_NAME": outputs["FunctionName"].removesuffix("-projector"),
         "POWERTOOLS_METRICS_NAMESPACE": "projector",
         "POWERTOOLS_LOG_LEVEL": parameters.get("LogLevel", "INFO"),
+        "POWERTOOLS_TRACE_DISABLED": "false" if parameters.get("Tracing", "Active") == "Active" else "true",
     }
+    subnets = [s for s in parameters.get("VpcSubnetIds", "").split(",") if s]
+    if subnets:
+        assert sorted(config["VpcConfig"]["SubnetIds"]) == sorted(subnets)
+        assert config["VpcConfig"]["SecurityGroupIds"] == parameters["VpcSecurityGroupIds"].split(",")
+    else:
+        assert not config.get("VpcConfig", {}).get("SubnetIds")
     assert outputs["FunctionName"] == function_name
 
     # --- the aggregates table
@@ -652,7 +748,14 @@ def _assert_common(
 
     # --- the dead-letter bucket (moto applies only the encryption from CloudFormation; see the docstring)
     encryption = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"][0]
-    assert encryption["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    key = parameters.get("DeadLetterKmsKeyArn")
+    if key:
+        assert encryption["ApplyServerSideEncryptionByDefault"] == {
+            "SSEAlgorithm": "aws:kms",
+            "KMSMasterKeyID": key,
+        }
+    else:
+        assert encryption["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     assert outputs["DeadLettersUrl"] == f"s3://{bucket}/dead-letters"
 
     # --- the log group
@@ -669,6 +772,7 @@ def _assert_common(
     assert iam.list_attached_role_policies(RoleName=role_name)["AttachedPolicies"] == []
     pairs, raw = _role_grants(iam, role_name)
     domain_arn = parameters.get("OpenSearchDomainArn")
+    prefix = parameters.get("IndexPrefix", "projector-")
     aggregates_arn = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{aggregates_table}"
     expected = {
         *{
@@ -676,30 +780,40 @@ def _assert_common(
             for action in ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
         },
         ("dynamodb:ListStreams", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{source_table}/stream/*"),
+        # OpenSearch: only paths under the stack's prefix (and the body-scoped _aliases).
         *{
-            (f"es:{action}", f"{domain_arn}/*")
+            (f"es:{action}", f"{domain_arn}/{path}")
             for action in ("ESHttpGet", "ESHttpHead", "ESHttpPost", "ESHttpPut")
+            for path in (f"{prefix}*", f"_alias/{prefix}*", f"_index_template/{prefix}*", "_aliases")
         },
         *{
             (f"dynamodb:{action}", aggregates_arn)
-            for action in (
-                "GetItem",
-                "BatchGetItem",
-                "PutItem",
-                "UpdateItem",
-                "ConditionCheckItem",
-                "Query",
-                "DescribeTable",
-            )
+            for action in ("GetItem", "BatchGetItem", "PutItem", "UpdateItem")
         },
-        ("s3:PutObject", f"arn:aws:s3:::{bucket}/dead-letters/*"),
-        ("s3:GetObject", f"arn:aws:s3:::{bucket}/dead-letters/*"),
+        ("s3:PutObject", f"arn:aws:s3:::{bucket}/dead-letters/*"),  # no GetObject: the function only writes
         ("sqs:SendMessage", queue_arn),
         ("logs:CreateLogStream", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{log_group}:*"),
         ("logs:PutLogEvents", f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{log_group}:*"),
     }
-    assert pairs == expected
-    for action, resource in pairs:
+    # X-Ray and the VPC's network interfaces have no resource-level permissions: "*", only when asked.
+    unscoped = set()
+    if parameters.get("Tracing", "Active") == "Active":
+        unscoped |= {("xray:PutTraceSegments", "*"), ("xray:PutTelemetryRecords", "*")}
+    if subnets:
+        unscoped |= {
+            (f"ec2:{action}", "*")
+            for action in (
+                "CreateNetworkInterface",
+                "DescribeNetworkInterfaces",
+                "DeleteNetworkInterface",
+                "AssignPrivateIpAddresses",
+                "UnassignPrivateIpAddresses",
+            )
+        }
+    if key:
+        expected.add(("kms:GenerateDataKey", key))
+    assert pairs == expected | unscoped
+    for action, resource in pairs - unscoped:
         assert resource != "*" and not resource.endswith(":*:*"), (action, resource)
         assert "*" not in action, action
     assert not any(statement.get("Condition") for statement in raw)
@@ -715,7 +829,15 @@ def test_deploys_into_moto_with_a_new_source_table(deployment: Deployment) -> No
         "OpenSearchDomainArn": EXISTING_DOMAIN_ARN,
     }
     stack = deployment.deploy(
-        f"projector-{suffix}", parameters, {"CreateSourceTable": True, "CreateDomain": False}
+        f"projector-{suffix}",
+        parameters,
+        {
+            "CreateSourceTable": True,
+            "CreateDomain": False,
+            "TracingActive": True,
+            "InVpc": False,
+            "HasDeadLetterKey": False,
+        },
     )
     physical, outputs = stack["physical"], stack["outputs"]
     dynamodb = client("dynamodb")
@@ -751,6 +873,14 @@ def test_deploys_into_moto_on_an_existing_stream_with_every_knob_set(deployment:
     )
     deployment.tables.append(existing)
     stream_arn = dynamodb.describe_table(TableName=existing)["Table"]["LatestStreamArn"]
+    ec2 = client("ec2")
+    vpc = ec2.create_vpc(CidrBlock="10.42.0.0/16")["Vpc"]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.42.{n}.0/24")["Subnet"]["SubnetId"] for n in (1, 2)
+    ]
+    group = ec2.create_security_group(GroupName=f"projector-{suffix}", Description="projector", VpcId=vpc)[
+        "GroupId"
+    ]
     parameters = {
         "SourceStreamArn": stream_arn,
         "AggregatesTableName": f"aggregates-{suffix}",
@@ -767,10 +897,22 @@ def test_deploys_into_moto_on_an_existing_stream_with_every_knob_set(deployment:
         "ReservedConcurrency": "7",
         "LogRetentionInDays": "14",
         "LogLevel": "DEBUG",
+        "Tracing": "PassThrough",
+        "DeadLetterKmsKeyArn": f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0",
+        "VpcSubnetIds": ",".join(subnets),
+        "VpcSecurityGroupIds": group,
         "AlarmTopicArn": f"arn:aws:sns:{REGION}:{ACCOUNT}:projector-alarms",
     }
     stack = deployment.deploy(
-        f"projector-existing-{suffix}", parameters, {"CreateSourceTable": False, "CreateDomain": False}
+        f"projector-existing-{suffix}",
+        parameters,
+        {
+            "CreateSourceTable": False,
+            "CreateDomain": False,
+            "TracingActive": False,
+            "InVpc": True,
+            "HasDeadLetterKey": True,
+        },
     )
     physical, outputs = stack["physical"], stack["outputs"]
     assert "SourceTable" not in physical  # the existing table is used, not created
@@ -804,6 +946,9 @@ def test_parameter_examples_fit_the_template() -> None:
     for entry in production:
         _check_parameter(parameters, entry["ParameterKey"], entry["ParameterValue"])
     values = {entry["ParameterKey"]: entry["ParameterValue"] for entry in production}
+    # every parameter but those of the example table and the trial domain
+    trial_only = {"SourceTableName", "OpenSearchDomainName", "OpenSearchOperatorArn"}
+    assert set(values) == set(parameters) - trial_only
     assert (
         values["CreateOpenSearchDomain"] == "false"
         and values["OpenSearchEndpoint"]

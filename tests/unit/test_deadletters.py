@@ -162,3 +162,129 @@ def test_open_store_for_an_s3_url_uses_the_given_client() -> None:
     store = open_store(Settings(dead_letters="s3://letters/projector"), s3_client=client)
     assert isinstance(store, S3DeadLetterStore)
     assert (store.bucket, store.prefix, store.client) == ("letters", "projector", client)
+
+
+# --- permissions, ids from file names, bad letters ---------------------------------------------------------
+
+
+def test_letters_are_private_files_in_private_folders(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    root = tmp_path / "letters"
+    old = os.umask(0o022)
+    try:
+        path = Path(FileDeadLetterStore(root).put(letter()))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
+    store = FileDeadLetterStore(root)
+    store.mark_redriven(next(store.list()))
+    moved = root / "redriven" / path.name
+    assert stat.S_IMODE(moved.stat().st_mode) == 0o600
+    assert stat.S_IMODE(moved.parent.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("bad_id", ["../../x", "a/b", "..", "", "x.json", "a b", "x" * 129])
+def test_an_id_that_could_leave_the_folder_is_refused(bad_id: str) -> None:
+    with pytest.raises(ValidationError):
+        letter(id=bad_id)
+
+
+def test_the_id_comes_from_the_file_name_not_its_contents(tmp_path: Path) -> None:
+    """A letter whose contents claim ``../../x`` is read under its file name and moved by that name."""
+    store = FileDeadLetterStore(tmp_path)
+    good = letter()
+    store.put(good)
+    forged = json.loads(letter().model_dump_json())
+    forged["id"] = "../../escaped"
+    (tmp_path / "pending" / "20200101T000000000000Z-aaaaaaaaaaaa.json").write_text(json.dumps(forged))
+    listed = list(store.list())
+    assert sorted(item.id for item in listed) == sorted([good.id, "20200101T000000000000Z-aaaaaaaaaaaa"])
+    assert store.skipped == []
+    for item in listed:
+        store.mark_redriven(item)
+    assert files(tmp_path, "redriven") == sorted(f"{item.id}.json" for item in listed)
+    assert not list(tmp_path.parent.glob("escaped*"))
+
+
+def test_a_mismatched_but_valid_id_takes_the_file_name(tmp_path: Path) -> None:
+    store = FileDeadLetterStore(tmp_path)
+    stored = letter()
+    path = Path(store.put(stored))
+    renamed = path.with_name("20200101T000000000000Z-bbbbbbbbbbbb.json")
+    path.rename(renamed)
+    (listed,) = list(store.list())
+    assert listed.id == "20200101T000000000000Z-bbbbbbbbbbbb"
+    store.mark_redriven(listed)
+    assert files(tmp_path, "redriven") == [renamed.name]
+
+
+def test_bad_letters_are_skipped_and_reported(tmp_path: Path) -> None:
+    store = FileDeadLetterStore(tmp_path)
+    first, second = letter(), letter()
+    store.put(first)
+    store.put(second)
+    (tmp_path / "pending" / "0-not-json.json").write_text("{oops")
+    (tmp_path / "pending" / "bad name!.json").write_text(letter().model_dump_json())
+    listed = list(store.list())
+    assert {item.id for item in listed} == {first.id, second.id}
+    assert sorted(bad.name for bad in store.skipped) == ["0-not-json.json", "bad name!.json"]
+
+
+def test_a_redrive_goes_on_past_a_bad_letter(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from projector.deadletters.redrive import redrive
+
+    store = FileDeadLetterStore(tmp_path)
+    good = [letter(), letter()]
+    for item in good:
+        store.put(item)
+    (tmp_path / "pending" / "0-not-json.json").write_text("{oops")
+
+    class Processor:
+        def process(self, records: list[Any], deadline: Any, **_: Any) -> Any:
+            return SimpleNamespace(first_failed=None, failures={})
+
+    results = list(redrive(SimpleNamespace(dead_letters=store, processor=Processor())))
+    assert sorted(r.id for r in results if r.redriven) == sorted(item.id for item in good)
+    (bad,) = [r for r in results if not r.redriven]
+    assert bad.id == "0-not-json.json" and "unreadable" in str(bad.error)
+    assert files(tmp_path, "redriven") == sorted(f"{item.id}.json" for item in good)
+    assert files(tmp_path, "pending") == ["0-not-json.json"]
+
+
+def test_the_s3_store_skips_bad_letters_and_names_ids_by_key() -> None:
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="letters")
+        store = S3DeadLetterStore("letters", "dead-letters", client)
+        good = letter()
+        store.put(good)
+        forged = json.loads(letter().model_dump_json())
+        forged["id"] = "../../escaped"
+        client.put_object(
+            Bucket="letters", Key="dead-letters/pending/2020-aaaa.json", Body=json.dumps(forged).encode()
+        )
+        client.put_object(Bucket="letters", Key="dead-letters/pending/0-bad.json", Body=b"{oops")
+        client.put_object(Bucket="letters", Key="dead-letters/pending/bad name.json", Body=b"{}")
+        listed = list(store.list())
+        assert sorted(item.id for item in listed) == sorted([good.id, "2020-aaaa"])
+        assert sorted(bad.name for bad in store.skipped) == ["0-bad.json", "bad name.json"]
+        for item in listed:
+            store.mark_redriven(item)
+        keys = sorted(o["Key"] for o in client.list_objects_v2(Bucket="letters")["Contents"])
+        assert keys == sorted(
+            [
+                "dead-letters/pending/0-bad.json",
+                "dead-letters/pending/bad name.json",
+                "dead-letters/redriven/2020-aaaa.json",
+                f"dead-letters/redriven/{good.id}.json",
+            ]
+        )

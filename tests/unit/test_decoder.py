@@ -186,41 +186,45 @@ def test_decoding_does_not_touch_its_input() -> None:
 # --- malformed values -------------------------------------------------------------------------------------
 
 MALFORMED = [
-    ({"total": {"N": "abc"}}, "total", "N value 'abc' is not a number"),
-    ({"total": {"N": "NaN"}}, "total", "N value 'NaN' is not a number"),
-    ({"total": {"N": "Infinity"}}, "total", "N value 'Infinity' is not a number"),
-    ({"total": {"N": "1_000"}}, "total", "N value '1_000' is not a number"),
-    ({"total": {"N": " 12"}}, "total", "N value ' 12' is not a number"),
-    ({"total": {"N": ""}}, "total", "N value '' is not a number"),
-    ({"total": {"N": 12}}, "total", "N value must be a string, got int 12"),
+    ({"total": {"N": "abc"}}, "total", "N value is not a number (str of 3 characters)"),
+    ({"total": {"N": "NaN"}}, "total", "N value is not a number (str of 3 characters)"),
+    ({"total": {"N": "Infinity"}}, "total", "N value is not a number (str of 8 characters)"),
+    ({"total": {"N": "1_000"}}, "total", "N value is not a number (str of 5 characters)"),
+    ({"total": {"N": " 12"}}, "total", "N value is not a number (str of 3 characters)"),
+    ({"total": {"N": ""}}, "total", "N value is not a number (str of 0 characters)"),
+    ({"total": {"N": 12}}, "total", "N value must be a string, got int"),
     ({"total": {"N": "1" * 39}}, "total", "more than 38 significant digits"),
     ({"total": {"N": "1." + "0" * 37 + "1"}}, "total", "more than 38 significant digits"),
     ({"total": {"N": "1E+127"}}, "total", "outside DynamoDB's number range"),
     ({"total": {"N": "1E-200"}}, "total", "outside DynamoDB's number range"),
-    ({"blob": {"B": "not base64!"}}, "blob", "B value 'not base64!' is not valid base64"),
+    ({"blob": {"B": "not base64!"}}, "blob", "B value is not valid base64 (str of 11 characters)"),
     ({"blob": {"B": "AAE"}}, "blob", "is not valid base64"),
-    ({"blob": {"B": 7}}, "blob", "B value must be a base64 string or bytes, got int 7"),
+    ({"blob": {"B": 7}}, "blob", "B value must be a base64 string or bytes, got int"),
     ({"x": {"DATE": "2024-05-01"}}, "x", "unknown type tag 'DATE'"),
     ({"x": {"S": "a", "N": "1"}}, "x", "exactly one type tag, got 'S', 'N'"),
     ({"x": {}}, "x", "exactly one type tag, got none"),
     ({"x": "plain"}, "x", "attribute value must be an object"),
-    ({"x": {"S": 5}}, "x", "S value must be a string, got int 5"),
+    ({"x": {"S": 5}}, "x", "S value must be a string, got int"),
     ({"x": {"BOOL": "true"}}, "x", "BOOL value must be true or false"),
-    ({"x": {"NULL": False}}, "x", "NULL value must be true, got False"),
+    ({"x": {"NULL": False}}, "x", "NULL value must be true, got bool"),
     ({"x": {"M": []}}, "x", "M value must be an object"),
     ({"x": {"L": {}}}, "x", "L value must be a list"),
-    ({"x": {"SS": ["a", 1]}}, "x[1]", "SS member must be a string, got int 1"),
-    ({"x": {"NS": ["1", "two"]}}, "x[1]", "N value 'two' is not a number"),
+    ({"x": {"SS": ["a", 1]}}, "x[1]", "SS member must be a string, got int"),
+    ({"x": {"NS": ["1", "two"]}}, "x[1]", "N value is not a number (str of 3 characters)"),
     ({"x": {"BS": ["AA==", "%%"]}}, "x[1]", "is not valid base64"),
     ({"x": {"SS": "a"}}, "x", "SS value must be a list"),
     (
         {"items": {"L": [{"M": {}}, {"M": {}}, {"M": {"price": {"N": "12,50"}}}]}},
         "items[2].price",
-        "N value '12,50' is not a number",
+        "N value is not a number (str of 5 characters)",
     ),
-    ({"items": {"L": [{"S": "a"}, {"N": "x"}]}}, "items[1]", "N value 'x' is not a number"),
+    ({"items": {"L": [{"S": "a"}, {"N": "x"}]}}, "items[1]", "N value is not a number (str of 1 character)"),
     ({"items": {"L": [{"S": "a"}, {"Q": "x"}]}}, "items[1]", "unknown type tag 'Q'"),
-    ({"m": {"M": {"ok": {"S": "a"}, "bad key": {"N": "-"}}}}, "m['bad key']", "N value '-' is not a number"),
+    (
+        {"m": {"M": {"ok": {"S": "a"}, "bad key": {"N": "-"}}}},
+        "m['bad key']",
+        "N value is not a number (str of 1 character)",
+    ),
 ]
 
 
@@ -276,14 +280,16 @@ def test_non_numeric_n_in_a_record_names_record_and_attribute() -> None:
     assert type(error) is MalformedRecordError
     assert (error.record_index, error.sequence_number, error.event_id) == (3, "000123", "1a2b")
     assert error.field == "dynamodb.NewImage.total"
-    expected = "record 3 (seq 000123, event 1a2b): dynamodb.NewImage.total: N value 'abc' is not a number"
+    expected = "record 3 (seq 000123, event 1a2b): dynamodb.NewImage.total: N value is not a number (str of 3 characters)"
     assert str(error) == expected
 
 
 def test_nested_bad_number_path() -> None:
     items = {"L": [{"M": {"price": {"N": "1"}}}, {"M": {"price": {"N": "2"}}}, {"M": {"price": {"N": "x"}}}]}
     parsed = parse_record(record(NewImage={"items": items}), 0)
-    with pytest.raises(MalformedRecordError, match=r"dynamodb\.NewImage\.items\[2\]\.price: N value 'x'"):
+    with pytest.raises(
+        MalformedRecordError, match=r"dynamodb\.NewImage\.items\[2\]\.price: N value is not a number"
+    ):
         parsed.new_image()
 
 
@@ -331,3 +337,23 @@ def test_sequence_number_must_be_a_string() -> None:
         parse_record(record(SequenceNumber=123), 0)
     assert caught.value.field == "dynamodb.SequenceNumber"
     assert caught.value.reason == "Input should be a valid string, got 123"
+
+
+def test_no_message_quotes_the_value() -> None:
+    """Decoder messages reach the logs: a card number in a number attribute must not appear in them."""
+    secret = "4111-1111-1111-1111"
+    images = [
+        {"total": {"N": secret}},
+        {"total": {"S": {"x": secret}}},
+        {"blob": {"B": secret}},
+        {"flag": {"BOOL": secret}},
+        {"tags": {"SS": [secret, 5]}},
+        {"nums": {"NS": ["1", secret]}},
+        {"n": {"NULL": secret}},
+        {"m": {"M": [secret]}},
+        {"l": {"L": secret}},
+    ]
+    for image in images:
+        with pytest.raises(DecodeError) as caught:
+            decode_image(image)
+        assert "4111" not in str(caught.value), str(caught.value)

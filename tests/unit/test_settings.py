@@ -15,8 +15,9 @@ pytestmark = pytest.mark.unit
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in list(os.environ):
-        if name.startswith("PROJECTOR_") or name == "AWS_REGION":
+        if name.startswith("PROJECTOR_") or name in ("AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE"):
             monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.chdir(tmp_path)
 
 
@@ -142,3 +143,70 @@ def test_settings_are_frozen() -> None:
     settings = Settings()
     with pytest.raises(Exception, match="frozen"):
         settings.source_table = "other"  # type: ignore[misc]
+
+
+# --- the AWS chain, and no local default outside this machine ------------------------------------------
+
+
+def test_sigv4_over_plain_http_to_a_remote_host_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = failure(
+        monkeypatch,
+        PROJECTOR_OPENSEARCH_URL="http://search-shop.eu-west-1.es.amazonaws.com",
+        PROJECTOR_OPENSEARCH_AUTH="sigv4",
+        AWS_REGION="eu-west-1",
+    )
+    assert "PROJECTOR_OPENSEARCH_URL" in message and "https://" in message
+
+
+def test_sigv4_over_http_on_this_machine_is_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PROJECTOR_OPENSEARCH_URL", "http://127.0.0.1:9200")
+    monkeypatch.setenv("PROJECTOR_OPENSEARCH_AUTH", "sigv4")
+    assert load_settings().opensearch_auth == "sigv4"
+
+
+def test_sigv4_without_a_url_is_an_error_not_localhost(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = failure(monkeypatch, PROJECTOR_OPENSEARCH_AUTH="sigv4", AWS_REGION="eu-west-1")
+    assert "PROJECTOR_OPENSEARCH_URL" in message
+
+
+def test_the_region_follows_aws_default_region(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "ap-southeast-2")
+    assert load_settings().region == "ap-southeast-2"
+    monkeypatch.setenv("AWS_REGION", "eu-central-1")  # AWS_REGION wins, as in the SDKs
+    assert load_settings().region == "eu-central-1"
+
+
+def test_the_region_follows_the_profile(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "aws-config"
+    config.write_text("[profile shop]\nregion = sa-east-1\n")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(config))
+    monkeypatch.setenv("AWS_PROFILE", "shop")
+    monkeypatch.setenv("PROJECTOR_OPENSEARCH_URL", "https://search-shop.sa-east-1.es.amazonaws.com")
+    monkeypatch.setenv("PROJECTOR_DYNAMODB_ENDPOINT", "")
+    assert load_settings().region == "sa-east-1"
+
+
+def test_a_missing_region_is_an_error_outside_this_machine(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = failure(
+        monkeypatch,
+        PROJECTOR_OPENSEARCH_URL="https://search-shop.eu-west-1.es.amazonaws.com",
+        PROJECTOR_DYNAMODB_ENDPOINT="",
+    )
+    assert "AWS_REGION" in message
+    assert "AWS_REGION" in failure(monkeypatch, PROJECTOR_OPENSEARCH_URL="http://127.0.0.1:9200")
+
+
+def test_one_side_in_aws_and_the_other_left_local_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forgotten variable must not silently send half of the work to the local servers."""
+    message = failure(
+        monkeypatch,
+        PROJECTOR_OPENSEARCH_URL="https://search-shop.eu-west-1.es.amazonaws.com",
+        PROJECTOR_OPENSEARCH_AUTH="sigv4",
+        AWS_REGION="eu-west-1",
+    )
+    assert "PROJECTOR_DYNAMODB_ENDPOINT" in message
+    monkeypatch.delenv("PROJECTOR_OPENSEARCH_URL")
+    monkeypatch.delenv("PROJECTOR_OPENSEARCH_AUTH")
+    assert "PROJECTOR_OPENSEARCH_URL" in failure(monkeypatch, PROJECTOR_DYNAMODB_ENDPOINT="")
+    monkeypatch.setenv("PROJECTOR_OPENSEARCH_URL", "http://127.0.0.1:9200")  # said on purpose: allowed
+    assert load_settings().dynamodb_endpoint is None

@@ -19,8 +19,15 @@ def list_letters(include_redriven: bool, as_json: bool) -> None:
     """List dead letters: id, reason, projection, sequence number and error."""
     from projector.runtime import Runtime
 
-    letters = list(Runtime().dead_letters.list(include_redriven=include_redriven))
-    data = {"count": len(letters), "letters": [letter.model_dump(mode="json") for letter in letters]}
+    store = Runtime().dead_letters
+    letters = list(store.list(include_redriven=include_redriven))
+    data = {
+        "count": len(letters),
+        "letters": [letter.model_dump(mode="json") for letter in letters],
+        "unreadable": [
+            {"name": bad.name, "location": bad.location, "error": bad.error} for bad in store.skipped
+        ],
+    }
 
     def human(payload: dict) -> None:
         rows = [
@@ -36,6 +43,8 @@ def list_letters(include_redriven: bool, as_json: bool) -> None:
         print_table(
             f"{payload['count']} dead letters", ["id", "reason", "projection", "sequence", "error"], rows
         )
+        for bad in payload["unreadable"]:
+            click.echo(f"skipped {bad['location']}: {bad['error']}", err=True)
 
     emit(data, as_json, human)
 
@@ -56,7 +65,7 @@ def redrive_letters(letter_ids: tuple[str, ...], as_json: bool) -> None:
     data = {
         "redriven": sum(1 for r in results if r.redriven),
         "failed": sum(1 for r in results if not r.redriven),
-        "letters": [{"id": r.letter.id, "redriven": r.redriven, "error": r.error} for r in results],
+        "letters": [{"id": r.id, "redriven": r.redriven, "error": r.error} for r in results],
     }
 
     def human(payload: dict) -> None:

@@ -338,7 +338,7 @@ class _TargetWrite:
 
         def send(chunk: list[_ItemWrite]) -> list[_ItemWrite]:
             payload = b"".join(write.line or b"" for write in chunk)
-            response = self.client.bulk(body=payload, request_timeout=self._timeout())
+            response = self.client.bulk(index=self.target, body=payload, request_timeout=self._timeout())
             again = []
             for write, entry in zip(chunk, response["items"], strict=True):
                 answer = next(iter(entry.values()))
