@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from projector.backfill.apply import PageApplier, Tally
+from projector.backfill.apply import PageApplier, PageOutcome, Tally
 from projector.backfill.checkpoint import Checkpoint, CheckpointError, SegmentRange
 from projector.backfill.dryrun import CollectingSink, WouldWrite
 from projector.backfill.exportfiles import ExportReader
 from projector.backfill.ratelimit import TokenBucket
 from projector.backfill.rebuild import Rebuilds, kind_of
-from projector.backfill.scanner import SegmentScanner, SourceTable
+from projector.backfill.scanner import Page, SegmentScanner, SourceTable
+from projector.backfill.workitems import apply_pages
 from projector.projection.base import DocumentProjection
 
 if TYPE_CHECKING:
@@ -228,7 +229,7 @@ class Backfill:
         if options.rebuild and not options.dry_run:
             if self.export is not None:
                 checkpoint.rebuild = self._begun(projections)
-                self._begun_before_export(projections, checkpoint.rebuild)
+                self.check_begun_before_export(projections, checkpoint.rebuild)
             elif segments.whole:
                 targets = {
                     p.name: {"kind": kind_of(p), "target": self.rebuilds.begin(p)} for p in projections
@@ -276,7 +277,9 @@ class Backfill:
             "files": [entry.key for entry in self.export.files],
         }
 
-    def _begun_before_export(self, projections: list[Projection], targets: dict[str, dict[str, Any]]) -> None:
+    def check_begun_before_export(
+        self, projections: list[Projection], targets: dict[str, dict[str, Any]]
+    ) -> None:
         """A rebuild from an export needs the rebuild begun before the export time: changes between
         the two would reach neither the export nor (through the stream) the new build. An index's
         creation date proves it; an aggregate generation has no date, so the order is the operator's."""
@@ -298,6 +301,10 @@ class Backfill:
                     f"{self.export.url}: the changes in between would be missing. Begin the rebuild "
                     "(--rebuild-phase begin), then start the export, then load it with --rebuild"
                 )
+
+    def begun(self) -> dict[str, dict[str, Any]]:
+        """The rebuild targets of the selected projections; an error if a rebuild has not begun."""
+        return self._begun(self.selected())
 
     def _begun(self, projections: list[Projection]) -> dict[str, dict[str, Any]]:
         """For one piece of a split rebuild: the rebuild must have begun (``--rebuild-phase begin``)."""
@@ -405,24 +412,24 @@ class Backfill:
         report: BackfillReport,
     ) -> None:
         mine = report.segments[segment]
-        try:
-            for page in scanner.pages(segment, checkpoint.states[segment].key):
-                outcome = applier.apply(page)
-                with self._lock:
-                    report.items += outcome.items
-                    mine.items += outcome.items
-                    mine.pages += 1
-                    for name, tally in outcome.per_projection.items():
-                        report.projections[name].add(tally)
-                if not outcome.ok:
-                    first = next(iter(outcome.failures.items()))
-                    mine.error = f"{len(outcome.failures)} item(s) not written, e.g. {first[0]}: {first[1]}"
-                    logger.error("segment %d stopped: %s", segment, mine.error)
-                    return
+
+        def on_page(page: Page, outcome: PageOutcome) -> None:
+            with self._lock:
+                report.items += outcome.items
+                mine.items += outcome.items
+                mine.pages += 1
+                for name, tally in outcome.per_projection.items():
+                    report.projections[name].add(tally)
+            if outcome.ok:
                 checkpoint.advance(segment, page.next_key, outcome.items)
                 mine.done = page.next_key is None
                 if self.on_items is not None:
                     self.on_items(outcome.items)
+
+        try:
+            mine.error = apply_pages(scanner.pages(segment, checkpoint.states[segment].key), applier, on_page)
+            if mine.error:
+                logger.error("segment %d stopped: %s", segment, mine.error)
         except Exception as error:  # scan retries exhausted, a sink raising: stop this segment, keep the rest
             mine.error = f"{type(error).__name__}: {error}"
             logger.exception("segment %d stopped", segment)
