@@ -1,8 +1,8 @@
 """`projector.backfill_handler.lambda_handler` through the Lambda Runtime Interface Emulator (awslambdaric).
 
 Each work item (a scan segment, an export data file) gets a deadline (the function timeout less the
-event's margin_ms) small enough that the first
-invocation stops midway; the answers' items are sent again until done. The projections then equal
+event's margin_ms) small enough that the first invocation stops midway; the answers' items are sent
+again until done. The projections then equal
 the source, and the CLI's own backfill over the same input finds nothing left to write.
 """
 
@@ -137,10 +137,7 @@ def test_scan_segments_through_the_emulator_stop_midway_and_finish(
 ) -> None:
     table = runtime.settings.source_table
     seed_orders(dynamodb, table, 24)
-    items = [
-        item.model_dump(mode="json")
-        for item in plan(table, total_segments=1, page_size=2, rate=4)
-    ]
+    items = [item.model_dump(mode="json") for item in plan(table, total_segments=1, page_size=2, rate=4)]
     answers = _run_items(emulator, items)
     _check_midway(answers, [a[-1]["item"]["items_done"] for a in answers])
     assert sum(a[-1]["item"]["items_done"] for a in answers) == 24
