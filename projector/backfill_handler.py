@@ -69,10 +69,21 @@ def _backfill(engine: Runtime, event: dict[str, Any], export: Any = None) -> Any
 
 
 def begin(engine: Runtime, event: dict[str, Any]) -> dict[str, Any]:
-    """Begin the rebuilds (when asked) and plan the items; the Map runs over ``items``."""
+    """Begin the rebuilds (when asked) and plan the items; the Map runs over ``items``.
+
+    From the state machine the execution input is ``event["input"]``, beside the template's defaults
+    (``default_concurrency``, ``default_rate``: strings, as DefinitionSubstitutions writes them).
+    """
     from projector.backfill.exportjobs import resolve
     from projector.clients import s3_client
 
+    defaults = {"concurrency": event.get("default_concurrency"), "rate": event.get("default_rate")}
+    event = {**event, **event.get("input", {})}
+    most = int(defaults["concurrency"] or 0) or None
+    concurrency = int(event.get("concurrency") or most or 1)
+    if most is not None:
+        concurrency = min(concurrency, most)
+    rate = float(event.get("rate") or defaults["rate"] or 0) or None
     settings = engine.settings
     export = None
     if event.get("export_url") or event.get("export_arn"):
@@ -100,12 +111,16 @@ def begin(engine: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         export=export,
         projections=[p.name for p in projections],
         page_size=int(event.get("page_size") or 500),
-        rate=event.get("rate"),
-        concurrency=int(event.get("concurrency") or 1),
+        rate=rate,
+        concurrency=concurrency,
     )
     return {
         "items": [item.model_dump(mode="json") for item in items],
         "count": len(items),
+        "concurrency": concurrency,
+        "rebuild_requested": bool(event.get("rebuild")),
+        "projections": [p.name for p in projections],
+        "verify": bool(event.get("verify")),
         "started_at": items[0].started_at if items else None,
         "rebuild": rebuild,
         "export": export.to_json() if export is not None else None,

@@ -34,6 +34,11 @@ def reset_runtime() -> None:
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     from projector.observability import batch_logger, metrics, record_batch
 
+    if isinstance(event, dict) and isinstance(event.get("backfill"), dict):
+        # A step of the backfill state machine (infra/template.yaml): same function, same settings.
+        from projector.backfill_handler import lambda_handler as backfill_handler
+
+        return backfill_handler(event["backfill"], context)
     records = event.get("Records") if isinstance(event, dict) else None
     if not isinstance(records, list):
         raise ConfigurationError("the event is not a DynamoDB stream batch (no 'Records' list)")

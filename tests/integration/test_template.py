@@ -219,6 +219,10 @@ def test_sam_transform_offline_produces_the_expected_resources() -> None:
         "FunctionErrorsAlarm": "AWS::CloudWatch::Alarm",
         "SkippedBatchesAlarm": "AWS::CloudWatch::Alarm",
         "DeadLetteredAlarm": "AWS::CloudWatch::Alarm",
+        # off unless BackfillStateMachineEnabled (test_export_statemachine.py covers them)
+        "BackfillFunctionPolicy": "AWS::IAM::Policy",
+        "BackfillStateMachineRole": "AWS::IAM::Role",
+        "BackfillStateMachine": "AWS::StepFunctions::StateMachine",
     }
     assert out["Resources"]["SourceTable"]["Condition"] == "CreateSourceTable"
     assert out["Resources"]["OpenSearchDomain"]["Condition"] == "CreateDomain"
@@ -473,6 +477,7 @@ class Deployment:
     def deploy(
         self, name: str, parameters: dict[str, str], live_conditions: dict[str, bool]
     ) -> dict[str, Any]:
+        live_conditions = {"BackfillEnabled": False, **live_conditions}  # the state machine is off by default
         template = load_template()
         template["Resources"]["ProjectorFunction"]["Properties"]["CodeUri"] = self.artifact()
         transformed, _ = sam_transform(template, parameters)
