@@ -98,6 +98,12 @@ EXIT_STOPPED = 130
     help="With --export-arn: how long to wait for the export to complete.",
 )
 @click.option("--on-aws", is_flag=True, help="Start the deployed backfill state machine and follow it.")
+@click.option(
+    "--state-machine",
+    default=None,
+    metavar="ARN",
+    help="With --on-aws: the state machine (default $PROJECTOR_BACKFILL_STATE_MACHINE).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 @json_option
 def command(
@@ -116,6 +122,7 @@ def command(
     export_time: str | None,
     wait_timeout: float,
     on_aws: bool,
+    state_machine: str | None,
     no_progress: bool,
     as_json: bool,
 ) -> None:
@@ -142,10 +149,16 @@ def command(
         )
     if export_time and not exporting:
         raise CommandError("--export-time goes with --from-export or --export-arn")
+    if on_aws and (dry_run or resume or rebuild_phase or segment_range):
+        raise CommandError(
+            "--on-aws runs the whole backfill in the state machine: it goes without --dry-run, "
+            "--resume, --rebuild-phase and --segment-range (a failed execution is started again)"
+        )
     if on_aws:
         from projector.cli.commands._on_aws import run_on_aws
 
         run_on_aws(
+            state_machine=state_machine,
             segments=total_segments or segments,
             rate=rate,
             rebuild=rebuild,
