@@ -35,7 +35,7 @@ from tests.support.export_fixture import (
     scan_all,
     write_manifests,
 )
-from tests.support.truth import visible_documents
+from tests.support.truth import same_document, scan_items, visible_documents
 
 pytestmark = pytest.mark.integration
 
@@ -208,3 +208,46 @@ def test_a_truncated_gzip_is_named_even_without_a_manifest(
         "--from-export", f"s3://{bucket}/raw/AWSDynamoDB/abc/", "--export-time", str(time.time()), "--json"
     )
     assert done.returncode == 1 and "not a complete gzip file" in done.stdout and key in done.stdout
+
+
+def test_a_dry_run_of_an_export_writes_nothing(
+    runtime: Runtime, dynamodb: Any, opensearch: Any, s3: Any, bucket: str
+) -> None:
+    seed_orders(dynamodb, runtime.settings.source_table, 20)
+    built = _fixture(runtime, dynamodb, s3, bucket, files=2)
+    done = cli("--from-export", built.url, "--dry-run", "--json", "--no-progress")
+    assert done.returncode == 0, done.stderr
+    summary = json.loads(done.stdout)
+    assert summary["dry_run"] and summary["items_scanned"] == 20 and summary["checkpoint"] is None
+    assert summary["would_write"]["orders"] == {"documents": 20, "hidden": 0}
+    assert visible_documents(opensearch, runtime.settings.index_prefix + "orders") == {}
+
+
+def test_a_rebuild_from_an_export_needs_the_rebuild_begun_before_the_export(
+    runtime: Runtime, dynamodb: Any, dynamodbstreams: Any, opensearch: Any, s3: Any, bucket: str
+) -> None:
+    table = runtime.settings.source_table
+    ids = [order["order_id"] for order in seed_orders(dynamodb, table, 30)]
+    applier = StreamApplier(runtime, dynamodb, dynamodbstreams)
+    applier.start()
+    early = _fixture(runtime, dynamodb, s3, bucket, files=2)  # taken before the rebuild began
+    began = cli("--rebuild-phase", "begin", "--projection", "orders", "--json")
+    assert began.returncode == 0, began.stderr
+    target = json.loads(began.stdout)["projections"]["orders"]["target"]
+    refused = cli("--from-export", early.url, "--rebuild", "--projection", "orders", "--json")
+    assert refused.returncode == 2 and "began after the export time" in refused.stderr
+    time.sleep(1.1)  # the index's creation date has millisecond precision; the export must be later
+    later = _fixture(runtime, dynamodb, s3, bucket, files=2)
+    live = _changes(dynamodb, table, ids, 40, seed=13)
+    live.start()
+    loaded = cli("--from-export", later.url, "--rebuild", "--projection", "orders", "--json", "--no-progress")
+    live.join()
+    applier.drain()
+    assert loaded.returncode == 0, loaded.stderr
+    summary = json.loads(loaded.stdout)
+    assert summary["rebuild"]["orders"]["target"] == target == summary["rebuild"]["orders"]["reading"]
+    assert verify(runtime, projections=("orders",)).drift == 0
+    truth = scan_items(dynamodb, table)  # only `orders` was rebuilt: the documents against the table
+    documents = visible_documents(opensearch, runtime.settings.index_prefix + "orders")
+    assert sorted(documents) == sorted(truth)
+    assert [key for key, item in truth.items() if not same_document(item, documents[key])] == []
