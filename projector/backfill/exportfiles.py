@@ -139,9 +139,9 @@ def _check_line(url: str, number: int, line: bytes, key_attributes: tuple[str, .
         )
     try:
         item = decode_image(document["Item"])
-    except DecodeError as error:
+    except DecodeError as error:  # its message may quote the value: only the field path is reported
         raise ExportError(
-            f"{where} is not DynamoDB JSON ({error}); nothing of this file was applied"
+            f"{where} is not DynamoDB JSON (at {error.field or 'the item'}); nothing of this file was applied"
         ) from None
     missing = [name for name in key_attributes if name not in item]
     if missing:

@@ -22,6 +22,7 @@ from projector.backfill.apply import PageApplier, PageOutcome, Tally
 from projector.backfill.checkpoint import Checkpoint, CheckpointError, SegmentRange
 from projector.backfill.dryrun import CollectingSink, WouldWrite
 from projector.backfill.exportfiles import ExportReader
+from projector.backfill.exportrun import check_begun_before_export, export_label, export_source
 from projector.backfill.ratelimit import TokenBucket
 from projector.backfill.rebuild import Rebuilds, kind_of
 from projector.backfill.scanner import Page, SegmentScanner, SourceTable
@@ -225,7 +226,7 @@ class Backfill:
             )
         projections = self.selected(checkpoint.projections)
         if self.export is not None:
-            checkpoint.source = self._export_source(checkpoint)
+            checkpoint.source = export_source(self.export)
         if options.rebuild and not options.dry_run:
             if self.export is not None:
                 checkpoint.rebuild = self._begun(projections)
@@ -253,7 +254,7 @@ class Backfill:
         options = self.options
         if checkpoint.table != self.runtime.settings.source_table:
             raise BackfillError(f"the checkpoint is of table {checkpoint.table!r}")
-        if self.export is not None and checkpoint.source != self._export_source(checkpoint):
+        if self.export is not None and checkpoint.source != export_source(self.export):
             raise BackfillError(
                 f"the checkpoint is of export {(checkpoint.source or {}).get('url')} with other files or "
                 f"another export time than {self.export.url} now: start a new run (without --resume)"
@@ -268,39 +269,11 @@ class Backfill:
                 f"the run being resumed {'is' if checkpoint.rebuild else 'is not'} a rebuild: {hint}"
             )
 
-    def _export_source(self, checkpoint: Checkpoint) -> dict[str, Any]:
-        """What identifies the export a checkpoint's "segments" (files) belong to."""
-        assert self.export is not None
-        return {
-            "url": self.export.url,
-            "export_time": self.export.export_time,
-            "files": [entry.key for entry in self.export.files],
-        }
-
     def check_begun_before_export(
         self, projections: list[Projection], targets: dict[str, dict[str, Any]]
     ) -> None:
-        """A rebuild from an export needs the rebuild begun before the export time: changes between
-        the two would reach neither the export nor (through the stream) the new build. An index's
-        creation date proves it; an aggregate generation has no date, so the order is the operator's."""
         assert self.export is not None
-        for projection in projections:
-            if not isinstance(projection, DocumentProjection):
-                logger.warning(
-                    "%s: cannot check that its rebuild began before the export (%s); it must have",
-                    projection.name,
-                    self.export.url,
-                )
-                continue
-            index = targets[projection.name]["target"]
-            found = self.runtime.opensearch.indices.get_settings(index=index)
-            created_ms = int(found[index]["settings"]["index"]["creation_date"])
-            if created_ms / 1000 > self.export.export_time:
-                raise BackfillError(
-                    f"the rebuild of {projection.name} ({index}) began after the export time of "
-                    f"{self.export.url}: the changes in between would be missing. Begin the rebuild "
-                    "(--rebuild-phase begin), then start the export, then load it with --rebuild"
-                )
+        check_begun_before_export(self.runtime, self.export, projections, targets)
 
     def begun(self) -> dict[str, dict[str, Any]]:
         """The rebuild targets of the selected projections; an error if a rebuild has not begun."""
@@ -482,10 +455,3 @@ class Backfill:
                 f"pieces not finished: {', '.join(unfinished)}; run them (with --resume) first"
             )
         return {p.name: {"kind": kind_of(p), "reading": self.rebuilds.finish(p)} for p in self.selected()}
-
-
-def export_label(export: Export) -> str:
-    """The checkpoint label of an export load: one checkpoint per export folder."""
-    import hashlib
-
-    return "export-" + hashlib.sha256(export.url.encode()).hexdigest()[:12]

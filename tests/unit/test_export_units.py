@@ -107,6 +107,11 @@ def test_manifest_counts_must_add_up(aws: Any) -> None:
         (gz_lines(['{"Item": {"order_id": {"S": "a"}}}', "{oops"]), {}, "line 2 is not JSON"),
         (gz_lines(['{"Item": {"order_id": {"S": "a"}}}', '{"Items": {}}']), {}, 'line 2 is not {"Item"'),
         (gz_lines(['{"Item": {"order_id": {"X": "a"}}}']), {}, "line 1 is not DynamoDB JSON"),
+        (
+            gz_lines(['{"Item": {"order_id": {"S": "a"}, "total": {"N": "oops"}}}']),
+            {},
+            r"DynamoDB JSON \(at total\)",
+        ),
         (gz_lines(['{"Item": {"id": {"S": "a"}}}']), {}, "another table"),
         (
             gz_lines([json.dumps({"Item": i}) for i in ITEMS]),
@@ -221,3 +226,15 @@ def test_execution_input_is_the_documented_one() -> None:
         "projections": ["orders"],
     }
     assert gzip.decompress(gz_lines(["a"])) == b"a\n"
+
+
+def test_an_events_table_export_checks_both_key_attributes(aws: Any) -> None:
+    s3, _ = aws
+    event = {"stream_id": {"S": "order-1"}, "version": {"N": "2"}, "type": {"S": "OrderPaid"}}
+    s3.put_object(Bucket="exports", Key="e/data/ok.gz", Body=gz_lines([json.dumps({"Item": event})]))
+    verified = verify_file(s3, "exports", DataFile(dataFileS3Key="e/data/ok.gz"), ("stream_id", "version"))
+    assert [item["version"] for item in verified.items()] == [{"N": "2"}]
+    del event["version"]
+    s3.put_object(Bucket="exports", Key="e/data/bad.gz", Body=gz_lines([json.dumps({"Item": event})]))
+    with pytest.raises(ExportError, match=r"line 1 has no key attribute \['version'\]"):
+        verify_file(s3, "exports", DataFile(dataFileS3Key="e/data/bad.gz"), ("stream_id", "version"))
