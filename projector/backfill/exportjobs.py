@@ -40,8 +40,10 @@ def table_arn(dynamodb: Any, table: str) -> str:
 def start_export(dynamodb: Any, table: str, bucket: str, prefix: str | None) -> dict[str, Any]:
     """ExportTableToPointInTime of ``table`` as of now (FULL_EXPORT, DYNAMODB_JSON); its description.
 
-    The export time is passed explicitly (now, just before the request): real DynamoDB then exports
-    exactly that instant, and the requested moment is recorded for servers that do not report one.
+    DynamoDB picks the export time (the request's moment) and reports it in DescribeExport; no
+    ExportTime is sent, so a local clock ahead of AWS's can never ask for one "in the future". The
+    moment just before the request is kept as ``RequestedAt``: no later than the export's own time,
+    it stands in for servers that report none.
     """
     arn = table_arn(dynamodb, table)
     requested_at = time.time()
@@ -50,7 +52,6 @@ def start_export(dynamodb: Any, table: str, bucket: str, prefix: str | None) -> 
         "S3Bucket": bucket,
         "ExportFormat": "DYNAMODB_JSON",
         "ExportType": "FULL_EXPORT",
-        "ExportTime": datetime.fromtimestamp(requested_at),
     }
     if prefix:
         request["S3Prefix"] = prefix.strip("/")
@@ -67,7 +68,6 @@ def start_export(dynamodb: Any, table: str, bucket: str, prefix: str | None) -> 
         if code in {"TableNotFoundException", "ResourceNotFoundException"}:
             raise ExportError(f"table {table} not found: {error}") from None
         raise
-    answer.setdefault("ExportTime", datetime.fromtimestamp(requested_at))
     answer["RequestedAt"] = requested_at
     return answer
 

@@ -24,7 +24,8 @@ def _json(description: dict[str, Any]) -> dict[str, Any]:
         "table_arn": description.get("TableArn"),
         "bucket": description.get("S3Bucket"),
         "prefix": description.get("S3Prefix"),
-        "export_time": _seconds(description.get("ExportTime")),
+        "export_time": _seconds(description.get("ExportTime") or description.get("RequestedAt")),
+        "export_time_source": "ExportTime" if description.get("ExportTime") else "the request's moment",
         "item_count": description.get("ItemCount"),
         "failure": description.get("FailureMessage"),
     }
@@ -68,7 +69,6 @@ def start(bucket: str, prefix: str, wait_s: float, as_json: bool) -> None:
         if wait_s > 0:
             requested = description
             description = {**requested, **wait(runtime.dynamodb, description["ExportArn"], wait_s)}
-            description.setdefault("ExportTime", requested["ExportTime"])
     except ExportError as error:
         raise CommandError(str(error)) from None
     logger.info("export request time kept in %s", kept)
