@@ -114,8 +114,11 @@ def begin(engine: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         rate=rate,
         concurrency=concurrency,
     )
+    documents = [item.model_dump(mode="json") for item in items]
+    where = _write_plan(engine, event.get("plans_url"), documents)
     return {
-        "items": [item.model_dump(mode="json") for item in items],
+        "items": [] if where else documents,
+        **(where or {}),
         "count": len(items),
         "concurrency": concurrency,
         "rebuild_requested": bool(event.get("rebuild")),
@@ -125,6 +128,25 @@ def begin(engine: Runtime, event: dict[str, Any]) -> dict[str, Any]:
         "rebuild": rebuild,
         "export": export.to_json() if export is not None else None,
     }
+
+
+def _write_plan(engine: Runtime, url: str | None, documents: list[dict[str, Any]]) -> dict[str, str] | None:
+    """With ``plans_url`` (s3://bucket/prefix): the items as one JSON array there, for the Map's
+    ItemReader (an execution's state is limited to 256 KiB; a plan of thousands of items is not)."""
+    if not url:
+        return None
+    import json
+    import uuid
+    from urllib.parse import urlparse
+
+    from projector.clients import s3_client
+
+    parsed = urlparse(url)
+    key = f"{parsed.path.strip('/')}/{uuid.uuid4().hex}.json".lstrip("/")
+    s3_client(engine.settings).put_object(
+        Bucket=parsed.netloc, Key=key, Body=json.dumps(documents).encode(), ContentType="application/json"
+    )
+    return {"bucket": parsed.netloc, "key": key}
 
 
 def apply(engine: Runtime, event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -20,7 +20,8 @@ import pytest
 
 from devservers.workload import seed_orders
 from projector.runtime import Runtime
-from tests.integration.test_backfill import assert_matches_truth, ready_runtime, verify
+from tests.integration.test_backfill import ready_runtime, verify
+from tests.integration.test_export_load import assert_documents_match_truth
 from tests.integration.test_template import (
     EXISTING_DOMAIN_ARN,
     EXISTING_ENDPOINT,
@@ -100,9 +101,14 @@ def test_the_definition_walks_cleanly() -> None:
     assert apply_items["Next"] == "Finish" and states["Finish"]["Next"] == "Verify"
     # the Map runs over the planned items, at the planned concurrency, tolerating no failure
     assert begin["ResultPath"] == "$.plan"
-    assert begin["ResultSelector"]["items.$"] == "$.Payload.items"
+    assert begin["ResultSelector"]["bucket.$"] == "$.Payload.bucket"
+    assert begin["ResultSelector"]["key.$"] == "$.Payload.key"
     assert begin["ResultSelector"]["concurrency.$"] == "$.Payload.concurrency"
-    assert apply_items["ItemsPath"] == "$.plan.items"
+    reader = apply_items["ItemReader"]  # the plan Begin wrote to S3 (no 256 KiB state limit)
+    assert reader["Resource"] == "arn:aws:states:::s3:getObject"
+    assert reader["ReaderConfig"]["InputType"] == "JSON"
+    assert reader["Parameters"] == {"Bucket.$": "$.plan.bucket", "Key.$": "$.plan.key"}
+    assert begin["Parameters"]["Payload"]["backfill"]["plans_url"] == "s3://${PlanBucket}/backfill-plans"
     assert apply_items["MaxConcurrencyPath"] == "$.plan.concurrency"
     assert apply_items["ToleratedFailurePercentage"] == 0
     assert apply_items["ItemProcessor"]["ProcessorConfig"]["Mode"] == "DISTRIBUTED"
@@ -133,6 +139,9 @@ def _path(data: Any, path: str, item: Any = None) -> Any:
     return value
 
 
+PLAN_BUCKET = f"plans-{uuid.uuid4().hex[:10]}"
+
+
 def _fill(template: Any, data: Any, item: Any = None) -> Any:
     """Step Functions' Parameters / ResultSelector / ItemSelector, for the paths the definition uses."""
     if isinstance(template, dict):
@@ -144,7 +153,9 @@ def _fill(template: Any, data: Any, item: Any = None) -> Any:
                 out[key] = _fill(value, data, item)
         return out
     if isinstance(template, str):
-        return template.replace("${MaxConcurrency}", "3").replace("${ItemsPerSecond}", "0")
+        for name, value in (("MaxConcurrency", "3"), ("ItemsPerSecond", "0"), ("PlanBucket", PLAN_BUCKET)):
+            template = template.replace("${" + name + "}", value)
+        return template
     return template
 
 
@@ -157,13 +168,21 @@ def _task(state: dict[str, Any], data: Any) -> Any:
 
 
 def test_its_payloads_run_a_backfill_through_the_handler(
-    settings_env: Any, opensearch: Any, dynamodb: Any
+    settings_env: Any, opensearch: Any, dynamodb: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The definition's payloads, as Step Functions would build them, against projector.handler."""
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:5000")
+    s3 = client("s3")
+    s3.create_bucket(Bucket=PLAN_BUCKET)
     runtime: Runtime = ready_runtime()
-    seed_orders(dynamodb, runtime.settings.source_table, 40)
+    seed_orders(dynamodb, runtime.settings.source_table, 30)
     states = _machine()["Definition"]["States"]
-    data: dict[str, Any] = {"total_segments": 4, "concurrency": 8, "page_size": 7}  # execution input
+    data: dict[str, Any] = {  # the execution input; one projection keeps the test short
+        "total_segments": 4,
+        "concurrency": 8,
+        "page_size": 10,
+        "projections": ["orders"],
+    }
     data["plan"] = _task(states["Begin"], data)
     plan = data["plan"]
     assert plan["count"] == 4 and plan["concurrency"] == 3  # capped by BackfillMaxConcurrency
@@ -171,20 +190,24 @@ def test_its_payloads_run_a_backfill_through_the_handler(
     map_state = states["ApplyItems"]
     inner = map_state["ItemProcessor"]["States"]
     applied = 0
-    for item in _path(data, map_state["ItemsPath"]):
+    reader = _fill(map_state["ItemReader"]["Parameters"], data)
+    planned = json.loads(s3.get_object(Bucket=reader["Bucket"], Key=reader["Key"])["Body"].read())
+    s3.delete_object(Bucket=reader["Bucket"], Key=reader["Key"])
+    s3.delete_bucket(Bucket=PLAN_BUCKET)
+    for item in planned:
         child = _fill(map_state["ItemSelector"], data, item)
         while True:
             child = _task(inner["ApplyItem"], child)
             if child["done"]:
                 applied += child["items"]
                 break
-    assert applied == 40
+    assert applied == 30
     data["finish"] = _task(states["Finish"], data)
     assert data["finish"]["swapped"] == {"swapped": False}
     data["verify"] = _task(states["Verify"], data)
-    assert set(data["verify"]["summary"]["layout"]) == {p.name for p in runtime.registry.all}
-    assert verify(runtime).drift == 0
-    assert_matches_truth(runtime, dynamodb, opensearch)
+    assert set(data["verify"]["summary"]["layout"]) == {"orders"}
+    assert verify(runtime, projections=("orders",)).drift == 0
+    assert_documents_match_truth(runtime, dynamodb, opensearch)
 
 
 def _deploy(deployment: Deployment, parameters: dict[str, str]) -> dict[str, str]:
@@ -276,6 +299,7 @@ def test_deploys_into_moto_with_the_state_machine_on(deployment: Deployment) -> 
         )
     }
     assert {action for action, _ in grants} == {
+        "s3:GetObject",
         "lambda:InvokeFunction",
         "states:StartExecution",
         "states:DescribeExecution",
