@@ -238,3 +238,64 @@ def test_an_events_table_export_checks_both_key_attributes(aws: Any) -> None:
     s3.put_object(Bucket="exports", Key="e/data/bad.gz", Body=gz_lines([json.dumps({"Item": event})]))
     with pytest.raises(ExportError, match=r"line 1 has no key attribute \['version'\]"):
         verify_file(s3, "exports", DataFile(dataFileS3Key="e/data/bad.gz"), ("stream_id", "version"))
+
+
+class FakeExports:
+    """DescribeExport answers in turn (the last one repeats)."""
+
+    def __init__(self, *statuses: str) -> None:
+        self.statuses = list(statuses)
+
+    def describe_export(self, ExportArn: str) -> dict[str, Any]:
+        status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+        return {"ExportDescription": {"ExportArn": ExportArn, "ExportStatus": status}}
+
+
+def test_a_running_export_is_waited_for_or_refused_by_name() -> None:
+    with pytest.raises(ExportError, match="export arn:e is IN_PROGRESS, not COMPLETED"):
+        resolve(FakeExports("IN_PROGRESS"), None, table="orders", region="us-east-1", export_arn="arn:e")
+    with pytest.raises(ExportError, match=r"export arn:e is still IN_PROGRESS after 0\.2 s"):
+        wait(FakeExports("IN_PROGRESS"), "arn:e", timeout_s=0.2, poll_s=0.05)
+    assert wait(FakeExports("IN_PROGRESS", "COMPLETED"), "arn:e", 5, 0.01)["ExportStatus"] == "COMPLETED"
+
+
+def test_on_aws_starts_the_documented_input_and_prints_the_end(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PROJECTOR_BACKFILL_STATE_MACHINE", raising=False)
+    from projector.cli.commands._on_aws import run_on_aws
+    from projector.cli.output import CommandError
+
+    class Started(FakeSfn):
+        def __init__(self, statuses: list[str]) -> None:
+            super().__init__(statuses)
+            self.inputs: list[dict[str, Any]] = []
+
+        def start_execution(self, stateMachineArn: str, name: str, input: str) -> dict[str, Any]:
+            self.inputs.append(json.loads(input))
+            return {"executionArn": f"{stateMachineArn}:{name}"}
+
+    fake = Started(["RUNNING", "SUCCEEDED"])
+    options: dict[str, Any] = {
+        "segments": 16,
+        "rate": 100.0,
+        "rebuild": True,
+        "from_export": None,
+        "export_arn": None,
+        "export_time": None,
+        "projections": ("orders",),
+        "progress": False,
+        "as_json": True,
+        "poll_s": 0.0,
+    }
+    run_on_aws(state_machine="arn:sm", client=fake, **options)
+    printed = json.loads(capsys.readouterr().out)
+    assert fake.inputs == [
+        {"rebuild": True, "verify": False, "total_segments": 16, "projections": ["orders"], "rate": 100.0}
+    ]
+    assert printed["status"] == "SUCCEEDED" and printed["execution_arn"].startswith("arn:sm:backfill-")
+    with pytest.raises(CommandError, match="FAILED") as failed:
+        run_on_aws(state_machine="arn:sm", client=Started(["FAILED"]), **options)
+    assert failed.value.exit_code == 1
+    with pytest.raises(CommandError, match="PROJECTOR_BACKFILL_STATE_MACHINE"):
+        run_on_aws(state_machine=None, client=fake, **options)
