@@ -20,6 +20,7 @@ CASES: tuple[str, ...] = (
     "import_vs_boto3",
     "aggregate_writes",
     "backfill_vs_scan",
+    "export_vs_scan",
 )
 
 
@@ -32,6 +33,8 @@ def _case(name: str) -> Callable[[Any], dict[str, Any]]:
         from bench.cases import imports as module  # type: ignore[no-redef]
     elif name == "aggregate_writes":
         from bench.cases import aggregates as module  # type: ignore[no-redef]
+    elif name == "export_vs_scan":
+        from bench.cases import export as module  # type: ignore[no-redef]
     else:
         from bench.cases import backfill as module  # type: ignore[no-redef]
     return getattr(module, name)
@@ -47,6 +50,7 @@ def _goal_of(name: str) -> Any:
         "import_vs_boto3": Goal("<=", 1.5),
         "aggregate_writes": Goal("<=", 1.0),
         "backfill_vs_scan": Goal(">=", 0.7),
+        "export_vs_scan": Goal(">=", 1.0),
     }
     return goals[name]
 

@@ -34,11 +34,18 @@ def reset_runtime() -> None:
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    from projector import observability
+
+    if isinstance(event, dict) and isinstance(event.get("backfill"), dict):
+        # A step of the backfill state machine (infra/template.yaml): same function, same settings.
+        from projector.backfill_handler import lambda_handler as backfill_handler
+
+        if observability.in_lambda():
+            observability.configure_lambda_logging()
+        return backfill_handler(event["backfill"], context)
     records = event.get("Records") if isinstance(event, dict) else None
     if not isinstance(records, list):
         raise ConfigurationError("the event is not a DynamoDB stream batch (no 'Records' list)")
-    from projector import observability
-
     if not observability.in_lambda():  # tests, the local runner, benchmarks: their own logging
         return _handle(records, context)
     observability.configure_lambda_logging()

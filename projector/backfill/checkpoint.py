@@ -103,6 +103,7 @@ class Checkpoint:
     projections: list[str]
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     rebuild: dict[str, dict[str, Any]] | None = None
+    source: dict[str, Any] | None = None  # an export load: its folder, time and files (None: a scan)
     states: dict[int, SegmentState] = field(default_factory=dict)
     finished_at: float | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -154,6 +155,7 @@ class Checkpoint:
             "segment_range": [self.segments.start, self.segments.stop],
             "projections": self.projections,
             "rebuild": self.rebuild,
+            "source": self.source,
             "finished_at": self.finished_at,
             "segments": {str(segment): state.to_json() for segment, state in sorted(self.states.items())},
         }
@@ -180,6 +182,7 @@ class Checkpoint:
                 projections=list(data["projections"]),
                 run_id=data["run_id"],
                 rebuild=data.get("rebuild"),
+                source=data.get("source"),
                 finished_at=data.get("finished_at"),
                 states={int(k): SegmentState.from_json(v) for k, v in data["segments"].items()},
             )

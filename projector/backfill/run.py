@@ -18,15 +18,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from projector.backfill.apply import PageApplier, Tally
+from projector.backfill.apply import PageApplier, PageOutcome, Tally
 from projector.backfill.checkpoint import Checkpoint, CheckpointError, SegmentRange
 from projector.backfill.dryrun import CollectingSink, WouldWrite
+from projector.backfill.exportfiles import ExportReader
+from projector.backfill.exportrun import check_begun_before_export, export_label, export_source
 from projector.backfill.ratelimit import TokenBucket
 from projector.backfill.rebuild import Rebuilds, kind_of
-from projector.backfill.scanner import SegmentScanner, SourceTable
+from projector.backfill.scanner import Page, SegmentScanner, SourceTable
+from projector.backfill.workitems import apply_pages
 from projector.projection.base import DocumentProjection
 
 if TYPE_CHECKING:
+    from projector.backfill.export import Export
     from projector.projection.base import Projection
     from projector.runtime import Runtime
     from projector.sinks.base import Sink
@@ -98,6 +102,7 @@ class BackfillReport:
     rebuild: dict[str, Any] | None = None
     would_write: dict[str, Any] | None = None
     checkpoint: str | None = None
+    export: dict[str, Any] | None = None  # an export load: its folder, time (and its source), files
 
     @property
     def totals(self) -> Tally:
@@ -129,6 +134,7 @@ class BackfillReport:
             "rebuild": self.rebuild,
             "would_write": self.would_write,
             "checkpoint": self.checkpoint,
+            "export": self.export,
         }
 
 
@@ -136,10 +142,16 @@ class Backfill:
     """One ``projector backfill`` run (or one piece of a split run)."""
 
     def __init__(
-        self, runtime: Runtime, options: BackfillOptions, on_items: Callable[[int], None] | None = None
+        self,
+        runtime: Runtime,
+        options: BackfillOptions,
+        on_items: Callable[[int], None] | None = None,
+        export: Export | None = None,
     ) -> None:
+        """``export``: load that export's data files (one "segment" each) instead of scanning the table."""
         self.runtime = runtime
         self.options = options
+        self.export = export
         self.on_items = on_items
         self.stop_event = threading.Event()
         self.stop_reason: str | None = None
@@ -166,17 +178,30 @@ class Backfill:
 
     def checkpoint_path(self, segments: SegmentRange) -> Path:
         settings = self.runtime.settings
-        return Checkpoint.path_for(settings.state_dir, settings.source_table, segments, self.options.label)
+        label = self.options.label
+        if self.export is not None:
+            label = export_label(self.export)
+        return Checkpoint.path_for(settings.state_dir, settings.source_table, segments, label)
+
+    def segment_range(self) -> SegmentRange:
+        """The scan's segments, or one "segment" per data file of the export."""
+        if self.export is not None:
+            return SegmentRange(max(1, len(self.export.files)))
+        return self.options.range()
 
     def remaining_items(self, source: SourceTable, checkpoint: Checkpoint) -> int:
         """ETA basis: DescribeTable's ItemCount (approximate) share of this range, less what is done."""
         done = sum(state.items for state in checkpoint.states.values())
+        if self.export is not None:
+            counted = [f.itemCount for f in self.export.files if f.itemCount is not None]
+            total = sum(counted) if len(counted) == len(self.export.files) else None
+            return max(0, (total or self.export.item_count or source.item_count) - done)
         return max(0, int(source.item_count * checkpoint.segments.fraction) - done)
 
     def prepare(self, source: SourceTable) -> Checkpoint:
         """The checkpoint this run continues or starts; begins the rebuilds of a whole-range run."""
         options, settings = self.options, self.runtime.settings
-        segments = options.range()
+        segments = self.segment_range()
         path = None if options.dry_run else self.checkpoint_path(segments)
         if options.resume:
             checkpoint = Checkpoint.load(path) if path else None
@@ -200,8 +225,13 @@ class Backfill:
                 projections=[p.name for p in self.selected()],
             )
         projections = self.selected(checkpoint.projections)
+        if self.export is not None:
+            checkpoint.source = export_source(self.export)
         if options.rebuild and not options.dry_run:
-            if segments.whole:
+            if self.export is not None:
+                checkpoint.rebuild = self._begun(projections)
+                self.check_begun_before_export(projections, checkpoint.rebuild)
+            elif segments.whole:
                 targets = {
                     p.name: {"kind": kind_of(p), "target": self.rebuilds.begin(p)} for p in projections
                 }
@@ -213,7 +243,9 @@ class Backfill:
                 checkpoint.rebuild = targets
             else:
                 checkpoint.rebuild = self._begun(projections)
-        if not options.resume:
+        if self.export is not None:
+            checkpoint.scan_started_at = self.export.export_time  # the export's snapshot instant
+        elif not options.resume:
             checkpoint.scan_started_at = time.time()  # after the rebuild began: the stream covers the rest
         checkpoint.save()
         return checkpoint
@@ -222,6 +254,11 @@ class Backfill:
         options = self.options
         if checkpoint.table != self.runtime.settings.source_table:
             raise BackfillError(f"the checkpoint is of table {checkpoint.table!r}")
+        if self.export is not None and checkpoint.source != export_source(self.export):
+            raise BackfillError(
+                f"the checkpoint is of export {(checkpoint.source or {}).get('url')} with other files or "
+                f"another export time than {self.export.url} now: start a new run (without --resume)"
+            )
         if options.total_segments is not None and checkpoint.segments != segments:
             raise BackfillError(f"the checkpoint is of segments {checkpoint.segments}, not {segments}")
         if options.projections and sorted(options.projections) != sorted(checkpoint.projections):
@@ -231,6 +268,16 @@ class Backfill:
             raise BackfillError(
                 f"the run being resumed {'is' if checkpoint.rebuild else 'is not'} a rebuild: {hint}"
             )
+
+    def check_begun_before_export(
+        self, projections: list[Projection], targets: dict[str, dict[str, Any]]
+    ) -> None:
+        assert self.export is not None
+        check_begun_before_export(self.runtime, self.export, projections, targets)
+
+    def begun(self) -> dict[str, dict[str, Any]]:
+        """The rebuild targets of the selected projections; an error if a rebuild has not begun."""
+        return self._begun(self.selected())
 
     def _begun(self, projections: list[Projection]) -> dict[str, dict[str, Any]]:
         """For one piece of a split rebuild: the rebuild must have begun (``--rebuild-phase begin``)."""
@@ -259,6 +306,7 @@ class Backfill:
             rebuild=checkpoint.rebuild,
             checkpoint=str(checkpoint.path) if checkpoint.path else None,
             projections={p.name: Tally() for p in projections},
+            export=self.export.to_json() if self.export is not None else None,
         )
         collector = CollectingSink() if options.dry_run else None
         sinks = {p.name: collector or self._sink(p) for p in projections}
@@ -272,9 +320,27 @@ class Backfill:
         if options.rate:
             limiter = TokenBucket(options.rate)
             page_size = max(1, min(page_size, int(options.rate // workers)))
-        scanner = SegmentScanner(
-            self.runtime.dynamodb, source.name, checkpoint.segments.total, page_size, self.stop_event, limiter
-        )
+        scanner: SegmentScanner | ExportReader
+        if self.export is not None:
+            from projector.clients import s3_client
+
+            scanner = ExportReader(
+                s3_client(self.runtime.settings),
+                self.export,
+                source.key_attributes,
+                page_size,
+                self.stop_event,
+                limiter,
+            )
+        else:
+            scanner = SegmentScanner(
+                self.runtime.dynamodb,
+                source.name,
+                checkpoint.segments.total,
+                page_size,
+                self.stop_event,
+                limiter,
+            )
         for segment, state in checkpoint.states.items():
             report.segments[segment] = SegmentReport(segment, done=state.done, skipped=state.done)
         started = time.monotonic()
@@ -313,30 +379,30 @@ class Backfill:
     def _segment(
         self,
         segment: int,
-        scanner: SegmentScanner,
+        scanner: SegmentScanner | ExportReader,
         applier: PageApplier,
         checkpoint: Checkpoint,
         report: BackfillReport,
     ) -> None:
         mine = report.segments[segment]
-        try:
-            for page in scanner.pages(segment, checkpoint.states[segment].key):
-                outcome = applier.apply(page)
-                with self._lock:
-                    report.items += outcome.items
-                    mine.items += outcome.items
-                    mine.pages += 1
-                    for name, tally in outcome.per_projection.items():
-                        report.projections[name].add(tally)
-                if not outcome.ok:
-                    first = next(iter(outcome.failures.items()))
-                    mine.error = f"{len(outcome.failures)} item(s) not written, e.g. {first[0]}: {first[1]}"
-                    logger.error("segment %d stopped: %s", segment, mine.error)
-                    return
+
+        def on_page(page: Page, outcome: PageOutcome) -> None:
+            with self._lock:
+                report.items += outcome.items
+                mine.items += outcome.items
+                mine.pages += 1
+                for name, tally in outcome.per_projection.items():
+                    report.projections[name].add(tally)
+            if outcome.ok:
                 checkpoint.advance(segment, page.next_key, outcome.items)
                 mine.done = page.next_key is None
                 if self.on_items is not None:
                     self.on_items(outcome.items)
+
+        try:
+            mine.error = apply_pages(scanner.pages(segment, checkpoint.states[segment].key), applier, on_page)
+            if mine.error:
+                logger.error("segment %d stopped: %s", segment, mine.error)
         except Exception as error:  # scan retries exhausted, a sink raising: stop this segment, keep the rest
             mine.error = f"{type(error).__name__}: {error}"
             logger.exception("segment %d stopped", segment)

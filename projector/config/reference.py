@@ -19,6 +19,12 @@ END = "<!-- end of configuration table -->"
 #: Not in the settings model: read by the CLI, or by the libraries projector runs on (set by the template).
 OTHER_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ("PROJECTOR_DEBUG", "`1`: a failing command prints its traceback", "unset"),
+    (
+        "PROJECTOR_BACKFILL_STATE_MACHINE",
+        "the backfill state machine ARN for `projector backfill --on-aws` (stack output "
+        "`BackfillStateMachineArn`)",
+        "unset",
+    ),
     ("AWS_PROFILE", "credentials and region from a named profile (the standard AWS chain)", "unset"),
     (
         "POWERTOOLS_SERVICE_NAME",

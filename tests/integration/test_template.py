@@ -92,6 +92,26 @@ def client(service: str) -> Any:
     )
 
 
+def without_resources(transformed: dict[str, Any], removed: set[str]) -> dict[str, Any]:
+    """A copy of ``transformed`` without ``removed`` (types moto cannot create) and what names them."""
+    variant = copy.deepcopy(transformed)
+    for logical_id in removed:
+        del variant["Resources"][logical_id]
+    for resource in variant["Resources"].values():  # moto has no wait-condition handle
+        if resource.get("DependsOn") in removed:
+            del resource["DependsOn"]
+    for output in [key for key, value in variant["Outputs"].items() if references(value) & removed]:
+        del variant["Outputs"][output]
+    # The dashboard's alarm widget names the alarms' ARNs; moto has no alarms from CloudFormation.
+    dashboard = variant["Resources"].get("Dashboard")
+    if dashboard is not None:
+        dashboard_values = dashboard["Properties"]["DashboardBody"]["Fn::Sub"][1]
+        for key, value in list(dashboard_values.items()):
+            if references(value) & removed:
+                dashboard_values[key] = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{key}"
+    return variant
+
+
 def references(value: Any) -> set[str]:
     """Logical ids named by Ref / Fn::GetAtt / Fn::Sub anywhere in ``value``."""
     found: set[str] = set()
@@ -228,6 +248,10 @@ def test_sam_transform_offline_produces_the_expected_resources() -> None:
         "VpcAccessPolicy": "AWS::IAM::Policy",
         "DeadLetterKeyPolicy": "AWS::IAM::Policy",
         "OptionalGrantsReady": "AWS::CloudFormation::WaitConditionHandle",
+        # off unless BackfillStateMachineEnabled (test_export_statemachine.py covers them)
+        "BackfillFunctionPolicy": "AWS::IAM::Policy",
+        "BackfillStateMachineRole": "AWS::IAM::Role",
+        "BackfillStateMachine": "AWS::StepFunctions::StateMachine",
     }
     assert out["Resources"]["SourceTable"]["Condition"] == "CreateSourceTable"
     assert out["Resources"]["OpenSearchDomain"]["Condition"] == "CreateDomain"
@@ -525,6 +549,7 @@ class Deployment:
     def deploy(
         self, name: str, parameters: dict[str, str], live_conditions: dict[str, bool]
     ) -> dict[str, Any]:
+        live_conditions = {"BackfillEnabled": False, **live_conditions}  # the state machine is off by default
         template = load_template()
         template["Resources"]["ProjectorFunction"]["Properties"]["CodeUri"] = self.artifact()
         transformed, _ = sam_transform(template, parameters)
@@ -540,23 +565,11 @@ class Deployment:
             "AWS::Logs::MetricFilter",
             "AWS::CloudFormation::WaitConditionHandle",
         } | ({"AWS::OpenSearchService::Domain"} if live_conditions.get("CreateDomain") else set())
-        variant = copy.deepcopy(transformed)
-        for logical_id in removed:
-            del variant["Resources"][logical_id]
-        for resource in variant["Resources"].values():  # moto has no wait-condition handle
-            if resource.get("DependsOn") in removed:
-                del resource["DependsOn"]
-        for output in [key for key, value in variant["Outputs"].items() if references(value) & removed]:
-            del variant["Outputs"][output]
+        variant = without_resources(transformed, removed)
         assert set(transformed["Outputs"]) - set(variant["Outputs"]) == {
             "AlarmNames",
             "StreamNotDeliveredAlarmName",
         }
-        # The dashboard's alarm widget names the alarms' ARNs; moto has no alarms from CloudFormation.
-        dashboard_values = variant["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"][1]
-        for key, value in list(dashboard_values.items()):
-            if references(value) & removed:
-                dashboard_values[key] = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{key}"
 
         cloudformation = client("cloudformation")
         cloudformation.create_stack(

@@ -70,6 +70,40 @@ EXIT_STOPPED = 130
     show_default=True,
     help="Items per Scan request (its Limit); a checkpoint is written per page.",
 )
+@click.option(
+    "--from-export",
+    "from_export",
+    default=None,
+    metavar="S3_URL",
+    help="Load a DynamoDB export (s3://BUCKET/PREFIX/AWSDynamoDB/EXPORT_ID/) instead of scanning.",
+)
+@click.option(
+    "--export-arn",
+    default=None,
+    metavar="ARN",
+    help="Load this export: describe it, wait until it is COMPLETED, then load its files.",
+)
+@click.option(
+    "--export-time",
+    default=None,
+    metavar="TIME",
+    help="The export's time (ISO-8601 or epoch seconds) when neither manifest nor DescribeExport has it.",
+)
+@click.option(
+    "--wait-timeout",
+    type=click.FloatRange(min=0),
+    default=3600.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="With --export-arn: how long to wait for the export to complete.",
+)
+@click.option("--on-aws", is_flag=True, help="Start the deployed backfill state machine and follow it.")
+@click.option(
+    "--state-machine",
+    default=None,
+    metavar="ARN",
+    help="With --on-aws: the state machine (default $PROJECTOR_BACKFILL_STATE_MACHINE).",
+)
 @click.option("--no-progress", is_flag=True, help="No progress bar on stderr.")
 @json_option
 def command(
@@ -83,6 +117,12 @@ def command(
     segment_range: str | None,
     rebuild_phase: str | None,
     page_size: int,
+    from_export: str | None,
+    export_arn: str | None,
+    export_time: str | None,
+    wait_timeout: float,
+    on_aws: bool,
+    state_machine: str | None,
     no_progress: bool,
     as_json: bool,
 ) -> None:
@@ -93,6 +133,7 @@ def command(
     stream's to apply: the version rules rank each scanned item so that the newer state always wins.
     """
     from projector.backfill import Backfill, BackfillError, BackfillOptions, CheckpointError
+    from projector.backfill.export import ExportError
     from projector.runner import stop_on_signals
     from projector.runtime import Runtime
     from projector.sinks.aggregates.table import RebuildError
@@ -100,6 +141,35 @@ def command(
 
     if segment_range and not total_segments:
         raise CommandError("--segment-range needs --total-segments")
+    exporting = bool(from_export or export_arn)
+    if exporting and (total_segments or segment_range or rebuild_phase):
+        raise CommandError(
+            "an export load is split by its files: it goes without --total-segments, --segment-range "
+            "and --rebuild-phase (begin the rebuild before the export, then load it with --rebuild)"
+        )
+    if export_time and not exporting:
+        raise CommandError("--export-time goes with --from-export or --export-arn")
+    if on_aws and (dry_run or resume or rebuild_phase or segment_range):
+        raise CommandError(
+            "--on-aws runs the whole backfill in the state machine: it goes without --dry-run, "
+            "--resume, --rebuild-phase and --segment-range (a failed execution is started again)"
+        )
+    if on_aws:
+        from projector.cli.commands._on_aws import run_on_aws
+
+        run_on_aws(
+            state_machine=state_machine,
+            segments=total_segments or segments,
+            rate=rate,
+            rebuild=rebuild,
+            from_export=from_export,
+            export_arn=export_arn,
+            export_time=_export_time(export_time),
+            projections=projections,
+            progress=not no_progress and sys.stderr.isatty(),
+            as_json=as_json,
+        )
+        return
     if dry_run and (rebuild or rebuild_phase or resume):
         raise CommandError(
             "--dry-run writes nothing: it goes without --rebuild, --rebuild-phase and --resume"
@@ -121,7 +191,15 @@ def command(
         raise CommandError(str(error)) from None
     runtime = Runtime()
     progress = _Progress(enabled=not no_progress and sys.stderr.isatty())
-    backfill = Backfill(runtime, options, on_items=progress.advance)
+    try:
+        export = (
+            _export(runtime, from_export, export_arn, _export_time(export_time), wait_timeout)
+            if exporting
+            else None
+        )
+    except ExportError as error:
+        raise CommandError(str(error)) from None
+    backfill = Backfill(runtime, options, on_items=progress.advance, export=export)
     try:
         if rebuild_phase:
             phase = backfill.begin_phase() if rebuild_phase == "begin" else backfill.finish_phase()
@@ -131,7 +209,7 @@ def command(
         checkpoint = backfill.prepare(source)
         with stop_on_signals(backfill), progress.running(backfill.remaining_items(source, checkpoint)):
             report = backfill.run(source, checkpoint)
-    except (BackfillError, CheckpointError, RebuildError, IndexLayoutError) as error:
+    except (BackfillError, CheckpointError, RebuildError, IndexLayoutError, ExportError) as error:
         raise CommandError(str(error)) from None
     emit(report.to_json(), as_json, lambda data: _print_report(report, data))
     if report.status == "stopped":
@@ -141,6 +219,47 @@ def command(
         raise CommandError(
             f"segments failed ({'; '.join(failed)[:500]}); fix the cause, then --resume", exit_code=1
         )
+
+
+def _export_time(text: str | None) -> float | None:
+    """``--export-time``: epoch seconds, or ISO-8601 (a time without a zone is UTC)."""
+    if text is None:
+        return None
+    from datetime import UTC, datetime
+
+    try:
+        return float(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise CommandError(f"--export-time must be ISO-8601 or epoch seconds, got {text!r}") from None
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
+def _export(
+    runtime: Any, url: str | None, arn: str | None, export_time: float | None, wait_timeout: float
+) -> Any:
+    """Resolve the export to load (waiting for --export-arn), and say what could not be checked."""
+    from projector.backfill.exportjobs import resolve
+    from projector.clients import s3_client
+
+    settings = runtime.settings
+    export = resolve(
+        runtime.dynamodb,
+        s3_client(settings),
+        table=settings.source_table,
+        region=settings.region,
+        url=url,
+        export_arn=arn,
+        export_time=export_time,
+        wait_timeout_s=wait_timeout,
+        state_dir=settings.state_dir,
+    )
+    for note in export.notes:
+        click.echo(f"note: {note}", err=True)
+    return export
 
 
 class _Progress:
@@ -213,8 +332,8 @@ def _print_report(report: BackfillReport, data: dict[str, Any]) -> None:
             [[name, *tally.values()] for name, tally in data["projections"].items()],
         )
     print_table(
-        "segments",
-        ["segment", "items", "pages", "state"],
+        "data files" if report.export else "segments",
+        ["file" if report.export else "segment", "items", "pages", "state"],
         [
             [
                 s["segment"],

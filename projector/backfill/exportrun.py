@@ -1,0 +1,55 @@
+"""What an export load adds to a backfill run: its checkpoint identity, and the rebuild-order check."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+from projector.backfill.export import Export, ExportError
+from projector.projection.base import DocumentProjection
+
+if TYPE_CHECKING:
+    from projector.projection.base import Projection
+    from projector.runtime import Runtime
+
+logger = logging.getLogger(__name__)
+
+
+def export_label(export: Export) -> str:
+    """The checkpoint label of an export load: one checkpoint per export folder."""
+    return "export-" + hashlib.sha256(export.url.encode()).hexdigest()[:12]
+
+
+def export_source(export: Export) -> dict[str, Any]:
+    """What identifies the export a checkpoint's "segments" (its data files) belong to."""
+    return {
+        "url": export.url,
+        "export_time": export.export_time,
+        "files": [entry.key for entry in export.files],
+    }
+
+
+def check_begun_before_export(
+    runtime: Runtime, export: Export, projections: list[Projection], targets: dict[str, dict[str, Any]]
+) -> None:
+    """A rebuild from an export needs the rebuild begun before the export time: changes between the
+    two would reach neither the export nor (through the stream) the new build. An index's creation
+    date proves it; an aggregate generation has no date, so that order is the operator's to keep."""
+    for projection in projections:
+        if not isinstance(projection, DocumentProjection):
+            logger.warning(
+                "%s: cannot check that its rebuild began before the export (%s); it must have",
+                projection.name,
+                export.url,
+            )
+            continue
+        index = targets[projection.name]["target"]
+        found = runtime.opensearch.indices.get_settings(index=index)
+        created_ms = int(found[index]["settings"]["index"]["creation_date"])
+        if created_ms / 1000 > export.export_time:
+            raise ExportError(
+                f"the rebuild of {projection.name} ({index}) began after the export time of "
+                f"{export.url}: the changes in between would be missing. Begin the rebuild "
+                "(--rebuild-phase begin), then start the export, then load it with --rebuild"
+            )
