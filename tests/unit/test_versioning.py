@@ -23,7 +23,7 @@ from projector.versioning import (
     fold,
     scheme_for,
 )
-from projector.versioning.schemes import LIFE_MARGIN_S
+from projector.versioning.schemes import LIFE_MARGIN_S, MAX_LIFE
 
 pytestmark = pytest.mark.unit
 
@@ -173,11 +173,34 @@ def test_attribute_version_at_the_top_of_its_range_is_accepted_and_fits_63_bits(
     change = Change(dict(KEY), ChangeKind.REMOVE, None, {"version": Decimal(top)}, position(T0, 1))
     state = ATTRIBUTE.advance(None, change)
     assert state is not None and state.rev == top
-    assert ATTRIBUTE.external_version(state) == (1 << (ATTRIBUTE_VERSION_BITS + 1)) - 1
-    busy = ItemState(
-        life=(1 << (62 - ATTRIBUTE_VERSION_BITS)) - 1, rev=top, deleted=True, position=None, seen_at=T0
+    assert ATTRIBUTE.external_version(state) == (1 << (ATTRIBUTE_VERSION_BITS + 2)) - 1
+    busiest = ItemState(life=MAX_LIFE, rev=top, deleted=True, position=None, seen_at=T0)
+    assert ATTRIBUTE.external_version(busiest) == MAX_63_BITS
+
+
+def test_attribute_life_counter_is_bounded_and_the_next_re_creation_is_poison() -> None:
+    """2**22 - 1 re-creations fit the 63-bit external version; the next one is refused, never wrapped."""
+    assert MAX_LIFE == (1 << 22) - 1
+    last_life = ItemState(
+        life=MAX_LIFE - 1, rev=3, deleted=True, position=position(T0, 1).sort_key, seen_at=T0
     )
-    assert ATTRIBUTE.external_version(busy) <= MAX_63_BITS
+    reborn = ATTRIBUTE.advance(last_life, insert(1, T0 + 1, 2, life="b"))
+    assert reborn is not None and reborn.life == MAX_LIFE
+    assert ATTRIBUTE.external_version(reborn) > ATTRIBUTE.external_version(last_life)
+    assert ATTRIBUTE.external_version(reborn) <= MAX_63_BITS
+    deleted = ATTRIBUTE.advance(reborn, remove(1, T0 + 2, 3, life="b"))
+    assert deleted is not None and ATTRIBUTE.external_version(deleted) <= MAX_63_BITS
+    with pytest.raises(VersionError, match="re-created 4,194,303 times"):
+        ATTRIBUTE.advance(deleted, insert(1, T0 + 3, 4, life="c"))
+    with pytest.raises(VersionError, match="backfill --rebuild"):
+        ATTRIBUTE.advance(deleted, scan(1, read_at=T0 + 60, life="c"))
+    live = ItemState(life=MAX_LIFE, rev=5, deleted=False, position=position(T0, 9).sort_key, seen_at=T0)
+    with pytest.raises(VersionError):
+        ATTRIBUTE.advance(live, insert(1, T0 + 30, 10, life="c"))  # an INSERT after a missed delete
+    # In a batch, that change is poison (a dead letter); the others are still applied.
+    result = fold(ATTRIBUTE, deleted, [insert(1, T0 + 3, 4, life="c")], render_image)
+    assert result.state is None and len(result.poison) == 1
+    assert result.poison[0][1].startswith("the item was deleted and re-created")
 
 
 # --- attribute scheme: ordering ------------------------------------------------------------------------
@@ -237,9 +260,14 @@ def test_attribute_scan_with_a_newer_version_wins_and_keeps_the_stream_position(
     scanned = ATTRIBUTE.advance(state, scan(4, read_at=T0 + 30))
     assert scanned is not None and scanned.rev == 4 and scanned.life == state.life
     assert scanned.position == state.position and scanned.seen_at == T0 + 30
-    # The stream then replays what the scan already saw: all stale; what comes after is applied.
+    # The stream then replays what the scan already saw: older changes are stale; the record of the
+    # scanned state itself places it in the stream (same life, rev and content; a larger external version).
     assert ATTRIBUTE.advance(scanned, modify(3, T0 + 1, 3)) is None
-    assert ATTRIBUTE.advance(scanned, modify(4, T0 + 2, 4)) is None
+    placed = ATTRIBUTE.advance(scanned, modify(4, T0 + 2, 4))
+    assert placed is not None and placed.order == scanned.order and not placed.scanned
+    assert placed.position == position(T0 + 2, 4).sort_key
+    assert ATTRIBUTE.external_version(placed) == ATTRIBUTE.external_version(scanned) + 1
+    assert ATTRIBUTE.advance(placed, modify(4, T0 + 2, 4)) is None
     newer = ATTRIBUTE.advance(scanned, modify(5, T0 + 31, 5))
     assert newer is not None and newer.rev == 5
 
