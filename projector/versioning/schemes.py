@@ -125,38 +125,39 @@ class AttributeScheme(VersionScheme):
         """A scanned image: taken only when it is surely newer than the stored state (rule 2)."""
         if state is None:
             return self._scan_state(change, 0, rev, None)
-        if state.deleted:
-            if change.happened_at > state.seen_at + LIFE_MARGIN_S:
-                self._check_life(state.life + 1)
-                return self._scan_state(change, state.life + 1, rev, state)
-            return None
         if change.happened_at <= state.seen_at + LIFE_MARGIN_S:
             # Read before (or too close to) the change behind the stored state: the scan may have seen
             # an ended life, and anything newer than the stored state is still on its way in the stream.
             return None
+        # Read clearly after the stored state was made: the scan saw that state or a later one.
+        if state.deleted or rev < state.rev:
+            self._check_life(state.life + 1)  # the item is live again, or at a lower version: a later life
+            return self._scan_state(change, state.life + 1, rev, state)
         if rev > state.rev:
             return self._scan_state(change, state.life, rev, state)
-        return None
+        return None  # the same version: that very state (or a later life at it), left to the stream
 
     def _against_scan(
         self, state: ItemState, change: Change, rev: int, position: str | None
     ) -> ItemState | None:
-        """A stream change against a scanned state the stream has not placed yet (rule 3)."""
-        image = change.old_image if change.kind is ChangeKind.REMOVE else change.new_image
-        if image_digest(image) == state.digest:
-            if change.kind is ChangeKind.REMOVE:  # the delete of exactly the scanned state
-                return self._new_state(change, state.life, rev, state)
+        """A stream change against a scanned state the stream has not placed yet (rule 3).
+
+        Every change made before the read is in the scanned image already, and the first change made after
+        it is the one whose old image is the scanned image; the stream delivers that one before any later
+        change of the item. So only the state's own record (placing it) or its successor may advance it.
+        """
+        if change.kind is not ChangeKind.REMOVE and image_digest(change.new_image) == state.digest:
             assert position is not None
             return self._placed(state, change, position)  # the stream's record of the scanned state
-        if change.happened_at < state.seen_at - LIFE_MARGIN_S:
-            return None  # made clearly before the scan read the item: the scanned state includes it
-        if change.kind is ChangeKind.INSERT:
-            if change.happened_at > state.seen_at + LIFE_MARGIN_S:
-                return self._next_life(change, state, rev)  # made clearly after the read: a later life
-            return None  # too close to the read to tell: the stream brings the delete before a new life
-        if (rev, int(change.kind is ChangeKind.REMOVE)) > (state.rev, int(state.deleted)):
-            return self._new_state(change, state.life, rev, state)
-        return None
+        if change.kind is not ChangeKind.INSERT and image_digest(change.old_image) == state.digest:
+            if (rev, int(change.kind is ChangeKind.REMOVE)) > (state.rev, 0):
+                return self._new_state(change, state.life, rev, state)  # its successor
+            return None
+        if change.happened_at > state.seen_at + LIFE_MARGIN_S:
+            # Made clearly after the read, yet not its successor (that one was lost, or skipped as an
+            # expired delete): a later state for sure, so a new life keeps every version growing.
+            return self._next_life(change, state, rev)
+        return None  # made before the read (the scan includes it), or too close to it to tell
 
     def _next_life(self, change: Change, state: ItemState, rev: int) -> ItemState:
         self._check_life(state.life + 1)
