@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from devservers.workload import make_order
-from projections.orders import customer_totals, daily_sales
+from projections.orders import customer_totals, daily_sales, orders
 from projector.backfill import Backfill, BackfillOptions, BackfillReport
 from projector.handler import lambda_handler, reset_runtime, runtime
 from projector.sinks.aggregates import read_aggregate
@@ -114,4 +114,62 @@ def test_a_redrive_from_before_a_rebuild_never_rolls_back_the_rebuilt_state(
 
     assert backfill(rebuild=True).items == 12
     assert handle(by_kind(records, "INSERT")) == {"batchItemFailures": []}
+    assert_projections_equal_source(dynamodb, opensearch, pipeline)
+
+
+# --- case 7: a projection keyed by another attribute than the table ---------------------------------
+
+
+def wrong_key_registry() -> Any:
+    from projector.projection import Registry
+
+    by_customer = customer_totals.model_copy(
+        update={"name": "by_customer", "key_attributes": ("customer_id",)}
+    )
+    return Registry(
+        documents=(orders,), aggregates=(by_customer, daily_sales), by_name={"by_customer": by_customer}
+    )
+
+
+def test_setup_refuses_a_projection_keyed_by_another_attribute(
+    settings_env: Any, dynamodb: Any, opensearch: Any
+) -> None:
+    from projector.config.exceptions import ConfigurationError
+    from projector.runtime import Runtime
+    from projector.setup import setup
+
+    setup(Runtime(), with_source_table=True)  # the orders table, keyed by order_id
+    wrong = Runtime(registry=wrong_key_registry())
+    with pytest.raises(ConfigurationError) as caught:
+        setup(wrong)
+    message = str(caught.value)
+    assert "projection 'by_customer' has key_attributes ('customer_id',)" in message
+    assert f"table {settings_env.source_table!r} is keyed by ('order_id',)" in message
+    assert not dynamodb.query(
+        TableName=settings_env.aggregates_table,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "by_customer#meta"}},
+    )["Items"]
+
+
+def test_a_wrong_key_fails_every_batch_clearly_and_loses_nothing(
+    pipeline: Any, dynamodb: Any, dynamodbstreams: Any, opensearch: Any
+) -> None:
+    """Each batch fails with one clear error (never a bare KeyError) until the fix is deployed; then the
+    same records (Lambda resends them) are applied and every projection equals the table."""
+    from projector import handler
+    from projector.config.exceptions import ConfigurationError
+    from projector.runtime import Runtime
+
+    two_versions(dynamodb, pipeline.source_table, 6)
+    records = capture_records(dynamodb, dynamodbstreams, pipeline.source_table)
+    handler.reset_runtime()
+    handler._runtime = Runtime(registry=wrong_key_registry())  # the misconfigured deployment
+    for _ in range(2):  # Lambda's retries of the same batch
+        with pytest.raises(ConfigurationError, match="'by_customer' has key_attributes"):
+            handle(records)
+    assert visible_documents(opensearch, pipeline.index_prefix + "orders") == {}  # nothing applied
+
+    handler.reset_runtime()  # the fixed deployment: a new cold start
+    assert handle(records) == {"batchItemFailures": []}
     assert_projections_equal_source(dynamodb, opensearch, pipeline)
