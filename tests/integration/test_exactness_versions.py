@@ -90,12 +90,12 @@ def test_a_late_insert_never_rolls_back_a_backfilled_state(
     pipeline: Any, dynamodb: Any, dynamodbstreams: Any, opensearch: Any
 ) -> None:
     """Case 6: backfill writes v2, the stream's MODIFY v2 is stale, then the INSERT v1 arrives late."""
-    two_versions(dynamodb, pipeline.source_table, 12)
+    two_versions(dynamodb, pipeline.source_table, 6)
     records = capture_records(dynamodb, dynamodbstreams, pipeline.source_table)
     inserts, modifies = by_kind(records, "INSERT"), by_kind(records, "MODIFY")
-    assert len(inserts) == len(modifies) == 12
+    assert len(inserts) == len(modifies) == 6
 
-    assert backfill().items == 12
+    assert backfill().items == 6
     assert handle(modifies) == {"batchItemFailures": []}
     assert_projections_equal_source(dynamodb, opensearch, pipeline)
     assert handle(inserts) == {"batchItemFailures": []}  # the late redrive of every INSERT
@@ -108,11 +108,11 @@ def test_a_redrive_from_before_a_rebuild_never_rolls_back_the_rebuilt_state(
     pipeline: Any, dynamodb: Any, dynamodbstreams: Any, opensearch: Any
 ) -> None:
     """The new build holds only scanned state; an old INSERT resent after the swap must stay stale."""
-    two_versions(dynamodb, pipeline.source_table, 12)
+    two_versions(dynamodb, pipeline.source_table, 6)
     records = capture_records(dynamodb, dynamodbstreams, pipeline.source_table)
     assert handle(records) == {"batchItemFailures": []}
 
-    assert backfill(rebuild=True).items == 12
+    assert backfill(rebuild=True).items == 6
     assert handle(by_kind(records, "INSERT")) == {"batchItemFailures": []}
     assert_projections_equal_source(dynamodb, opensearch, pipeline)
 
@@ -161,7 +161,7 @@ def test_a_wrong_key_fails_every_batch_clearly_and_loses_nothing(
     from projector.config.exceptions import ConfigurationError
     from projector.runtime import Runtime
 
-    two_versions(dynamodb, pipeline.source_table, 6)
+    two_versions(dynamodb, pipeline.source_table, 4)
     records = capture_records(dynamodb, dynamodbstreams, pipeline.source_table)
     handler.reset_runtime()
     handler._runtime = Runtime(registry=wrong_key_registry())  # the misconfigured deployment
@@ -173,3 +173,54 @@ def test_a_wrong_key_fails_every_batch_clearly_and_loses_nothing(
     handler.reset_runtime()  # the fixed deployment: a new cold start
     assert handle(records) == {"batchItemFailures": []}
     assert_projections_equal_source(dynamodb, opensearch, pipeline)
+
+
+# --- case 8: a restored source table (versions going backwards) -----------------------------------------
+
+
+def test_verify_names_a_restored_table_and_a_rebuild_cures_it(
+    pipeline: Any, dynamodb: Any, dynamodbstreams: Any, opensearch: Any
+) -> None:
+    from click.testing import CliRunner
+
+    from projector.cli.main import cli
+    from projector.verify import Verifier, VerifyOptions
+
+    table = pipeline.source_table
+    rng = random.Random(8)
+    originals = [make_order(rng, f"R{n:03d}") for n in range(5)]
+    for order in originals:
+        order["status"] = "PAID"
+        put_order(dynamodb, table, order)
+    newest = [update_order(dynamodb, table, order, status="SHIPPED") for order in originals]
+    newest = [update_order(dynamodb, table, order, customer_id="C-MOVED") for order in newest]
+    before_restore = capture_records(dynamodb, dynamodbstreams, table)
+    assert handle(before_restore) == {"batchItemFailures": []}
+
+    # The restore: half of the items are back at version 1 (a new table's stream never carries this).
+    for order in originals[:3]:
+        put_order(dynamodb, table, order)
+    # Writers go on from the restored versions; those updates are stale against the stored versions.
+    after = [update_order(dynamodb, table, order, status="SHIPPED") for order in originals[:2]]
+    live = capture_records(dynamodb, dynamodbstreams, table)[len(before_restore) :]
+    assert handle([r for r in live if r["dynamodb"]["NewImage"]["version"]["N"] == "2"]) == {
+        "batchItemFailures": []
+    }
+
+    report = Verifier(runtime(), VerifyOptions(settle_s=0.5)).run().to_json()
+    backwards = report["versions_went_backwards"]
+    assert backwards["projections"]["orders"] == 3
+    assert backwards["projections"]["customer_totals"] == 3  # its groups drifted: records are checked
+    assert "table restored?" in backwards["advice"] and "backfill --rebuild" in backwards["advice"]
+    human = CliRunner().invoke(cli, ["verify", "--settle", "0.5"])
+    assert human.exit_code == 1
+    assert "source versions went backwards (table restored?)" in human.output
+    assert "run `projector backfill --rebuild`" in human.output
+
+    backfill(rebuild=True)
+    after = [update_order(dynamodb, table, order, status="PAID") for order in after]  # v3 after the rebuild
+    fresh = capture_records(dynamodb, dynamodbstreams, table)[len(before_restore) + len(live) :]
+    assert len(fresh) == 2 and handle(fresh) == {"batchItemFailures": []}
+    assert_projections_equal_source(dynamodb, opensearch, pipeline)
+    clean = Verifier(runtime(), VerifyOptions(settle_s=0.5)).run().to_json()
+    assert clean["drift"] == 0 and "versions_went_backwards" not in clean

@@ -676,6 +676,7 @@ def _assert_common(
             for action in ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
         },
         ("dynamodb:ListStreams", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{source_table}/stream/*"),
+        ("dynamodb:DescribeTable", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{source_table}"),
         *{
             (f"es:{action}", f"{domain_arn}/*")
             for action in ("ESHttpGet", "ESHttpHead", "ESHttpPost", "ESHttpPut")
