@@ -398,6 +398,18 @@ def test_a_redrive_of_a_deleted_life_never_replaces_a_scanned_re_creation() -> N
     assert shown(changes) == image(2, "b")
 
 
+def test_image_digest_is_the_same_for_the_same_item_however_it_was_decoded() -> None:
+    from projector.versioning.digest import image_digest as digest
+
+    item = {"order_id": "o-1", "total": Decimal("12.50"), "tags": {"a", "b"}, "blob": b"\x01", "n": None}
+    same = {"n": None, "blob": b"\x01", "tags": {"b", "a"}, "total": Decimal("12.5"), "order_id": "o-1"}
+    assert digest(item) == digest(same)
+    assert digest({"x": Decimal("1E+2")}) == digest({"x": Decimal("100")})
+    assert digest({"x": Decimal("-1.0E+1")}) == digest({"x": Decimal("-10")})
+    for other in ({**item, "total": Decimal("12.51")}, {**item, "total": "12.5"}, {**item, "blob": "01"}):
+        assert digest(other) != digest(item)
+
+
 # --- stream scheme -------------------------------------------------------------------------------------
 
 
