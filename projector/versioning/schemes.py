@@ -38,8 +38,8 @@ class VersionScheme(ABC):
         """A 63-bit number that grows with the state order, for OpenSearch's external versioning."""
 
     def confirm(self, state: ItemState | None, change: Change) -> ItemState | None:
-        """The stored state placed at ``change``'s stream position, if ``change`` is the stream's record of
-        exactly that state and changes nothing else (used for TTL deletes a projection keeps)."""
+        """For a TTL delete the projection keeps: the stored state placed at the delete's stream position
+        when it is an unplaced scanned state and the delete removed exactly that image; else None."""
         return None
 
     def _new_state(self, change: Change, life: int, rev: int, previous: ItemState | None) -> ItemState:
