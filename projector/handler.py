@@ -3,10 +3,20 @@
 It applies what it can in stream order and answers with the first record it could not apply
 (``batchItemFailures``), so Lambda resends from exactly there. It does not raise when OpenSearch or
 DynamoDB fails; it raises only for a wrong configuration or an event that is not a stream batch.
+
+The first batch of a cold start checks every projection's key attributes against the source table's key
+(one DescribeTable, remembered until the next cold start). A projection keyed by another attribute fails
+every batch with one error naming it and both key lists, instead of applying or dead-lettering anything:
+the mismatch is a deployment error that concerns every record, not a bad record, so dead-lettering would
+bury it under one letter per record (all superseded by the rebuild the fix needs anyway) while failing
+keeps every projection exactly at the failed record (nothing skipped, nothing applied out of order),
+fires the function's Errors alarm at the first batch, and resumes by itself once the fixed code is
+deployed, as long as that happens within the mapping's MaximumRecordAgeInSeconds.
 """
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -15,7 +25,10 @@ from projector.logsafe import silence_body_loggers
 from projector.retry.deadline import Deadline
 from projector.runtime import Runtime
 
+logger = logging.getLogger(__name__)
+
 _runtime: Runtime | None = None
+_key_check: ConfigurationError | bool | None = None  # None: not done this cold start; True: passed
 
 
 def runtime() -> Runtime:
@@ -29,8 +42,33 @@ def runtime() -> Runtime:
 
 def reset_runtime() -> None:
     """Forget the cached engine (tests and the local runner change the environment between runs)."""
-    global _runtime
+    global _runtime, _key_check
     _runtime = None
+    _key_check = None
+
+
+def check_projection_keys(engine: Runtime) -> None:
+    """Once per cold start: raise if a projection's key attributes are not the source table's key."""
+    global _key_check
+    if _key_check is None:
+        from projector.setup import check_source_key
+
+        try:
+            check_source_key(engine)
+            _key_check = True
+        except ConfigurationError as error:
+            _key_check = error
+        except Exception as error:  # cannot tell (no DescribeTable permission, a fault): do not block
+            logger.warning(
+                "projection key attributes not checked against %s: %s: %s",
+                engine.settings.source_table,
+                type(error).__name__,
+                error,
+            )
+            _key_check = True
+    if isinstance(_key_check, ConfigurationError):
+        logger.error("misconfigured projection, batch not applied: %s", _key_check)
+        raise _key_check
 
 
 def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -61,6 +99,7 @@ def _handle(records: list[Any], context: Any) -> dict[str, Any]:
     batch_logger.append_keys(**correlation_keys(records))
     try:
         engine = runtime()
+        check_projection_keys(engine)
         deadline = Deadline.from_context(context, engine.settings.deadline_margin_ms)
         outcome = engine.processor.process(records, deadline)
         try:

@@ -31,14 +31,32 @@ def create_source_table(client: Any, table: str, key_attributes: tuple[str, ...]
     return True
 
 
+def check_source_key(runtime: Runtime) -> tuple[str, ...] | None:
+    """Every projection's key attributes against the source table's key (one DescribeTable), before
+    anything is created; the key, or None when the table does not exist yet (then nothing is checked)."""
+    from projector.projection.validation import check_keys, describe_key
+
+    table = runtime.settings.source_table
+    key = describe_key(runtime.dynamodb, table)
+    if key is None:
+        logger.warning("source table %s does not exist yet: key attributes not checked", table)
+        return None
+    check_keys(runtime.registry.all, table, key)
+    return key
+
+
 def setup(runtime: Runtime, with_source_table: bool = False) -> dict[str, Any]:
-    """Index templates, first physical indexes and aliases, the aggregates table; optionally the source."""
+    """Index templates, first physical indexes and aliases, the aggregates table; optionally the source.
+
+    Refuses (ConfigurationError) a projection whose key attributes are not the source table's key.
+    """
     settings, registry = runtime.settings, runtime.registry
     report: dict[str, Any] = {"indexes": [], "aggregates_table": None, "source_table": None}
     if with_source_table:
         keys = registry.all[0].key_attributes
         created = create_source_table(runtime.dynamodb, settings.source_table, keys)
         report["source_table"] = {"name": settings.source_table, "created": created}
+    check_source_key(runtime)
     if registry.documents:
         from projector.sinks.opensearch import indexes
 

@@ -15,10 +15,14 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from projector.config.exceptions import ConfigurationError
+
 Item = dict[str, Any]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 ATTRIBUTE_VERSION_BITS = 39
+# An aggregate row holds its keys (pk, sk) beside the measures; `projector aggregate` prints name and key.
+RESERVED_MEASURE_NAMES = frozenset({"pk", "sk", "name", "key"})
 
 
 class AttributeVersion(BaseModel):
@@ -65,18 +69,28 @@ class Projection(BaseModel):
 
     def item_id(self, keys: Item) -> str:
         """The stable id of a source item: its key value, or a JSON pair for a composite key."""
-        if len(self.key_attributes) == 1:
-            return _key_text(keys[self.key_attributes[0]])
-        return json.dumps([_key_text(keys[name]) for name in self.key_attributes], separators=(",", ":"))
+        try:
+            if len(self.key_attributes) == 1:
+                return _key_text(keys[self.key_attributes[0]])
+            return json.dumps([_key_text(keys[name]) for name in self.key_attributes], separators=(",", ":"))
+        except KeyError:
+            raise ConfigurationError(
+                f"projection {self.name!r} has key_attributes {tuple(self.key_attributes)!r}, but the "
+                f"record's key holds {tuple(sorted(keys))!r}: key_attributes must be the source table's key"
+            ) from None
 
     def definition(self) -> dict[str, Any]:
-        """What a stored build is compared with to tell whether it needs a rebuild."""
-        return {
+        """What a stored build is compared with to tell whether it needs a rebuild: everything that changes
+        what is written (keys, version policy, keep_expired, mappings, measures), nothing display-only."""
+        definition: dict[str, Any] = {
             "name": self.name,
             "keys": list(self.key_attributes),
             "version": self.version.model_dump(),
             "revision": self.revision,
         }
+        if self.keep_expired:  # only when set, so definitions hashed before it was covered keep their hash
+            definition["keep_expired"] = True
+        return definition
 
     def definition_hash(self) -> str:
         text = json.dumps(self.definition(), sort_keys=True, default=str)
@@ -97,6 +111,12 @@ class DocumentProjection(Projection):
     def _mappings(cls, value: dict[str, Any]) -> dict[str, Any]:
         if "properties" not in value or not isinstance(value["properties"], dict):
             raise ValueError("mappings needs a 'properties' object (explicit types: no dynamic guessing)")
+        reserved = sorted(name for name in value["properties"] if str(name).startswith("_"))
+        if reserved:
+            raise ValueError(
+                f"mapped fields {reserved} are reserved: a leading underscore belongs to projector's meta "
+                "field (_projector) and OpenSearch's metadata fields (_id, _source, _routing, ...)"
+            )
         if value.get("dynamic", "strict") != "strict":
             raise ValueError(
                 "mappings must be dynamic: strict (an unmapped field is a poison record, not a guess)"
@@ -129,6 +149,10 @@ class Count(BaseModel):
     def value(self, item: Item) -> Decimal:
         return Decimal(1)
 
+    def behaviour(self) -> dict[str, Any]:
+        """What changes the stored numbers (hashed for "needs rebuild"); display options are left out."""
+        return {"kind": self.kind}
+
 
 class Sum(BaseModel):
     """Sums a number attribute over the items in a group, in Decimal; ``places`` fixes the display."""
@@ -143,6 +167,9 @@ class Sum(BaseModel):
         if not isinstance(raw, Decimal):
             raise ValueError(f"attribute {self.attribute!r} must be a number, got {type(raw).__name__}")
         return raw
+
+    def behaviour(self) -> dict[str, Any]:
+        return {"kind": self.kind, "attribute": self.attribute}  # ``places`` only formats the output
 
 
 Measure = Annotated[Count | Sum, Field(discriminator="kind")]
@@ -162,6 +189,12 @@ class AggregateProjection(Projection):
         for name in value:
             if not _NAME.match(name):
                 raise ValueError(f"measure names are lowercase [a-z0-9_]: {name!r}")
+        clash = sorted(RESERVED_MEASURE_NAMES & value.keys())
+        if clash:
+            raise ValueError(
+                f"measure names {clash} are reserved: the aggregate row's keys (pk, sk) and the fields "
+                "printed beside the measures (name, key)"
+            )
         return value
 
     def contributions(self, item: Item) -> dict[str, dict[str, Decimal]]:
@@ -177,8 +210,7 @@ class AggregateProjection(Projection):
     def definition(self) -> dict[str, Any]:
         return {
             **super().definition(),
-            "group_name": self.group_name,
-            "measures": {name: m.model_dump() for name, m in self.measures.items()},
+            "measures": {name: measure.behaviour() for name, measure in self.measures.items()},
         }
 
 

@@ -33,6 +33,7 @@ class Verdict:
     unsettled: int = 0
     repaired: int | None = None
     note: str | None = None
+    backwards: int = 0  # items whose stored version is newer than the table's (verify.restore)
 
     @property
     def drift(self) -> int:
@@ -49,6 +50,7 @@ class Verdict:
             **self.counts(),
             "drift": self.drift,
             "unsettled": self.unsettled,
+            "backwards": self.backwards,
             "examples": [finding.to_json() for finding in self.findings[:EXAMPLES]],
         }
         if self.repaired is not None:
@@ -84,6 +86,15 @@ class VerifyReport:
             "unsettled": sum(verdict.unsettled for verdict in self.projections.values()),
             "projections": {name: verdict.to_json() for name, verdict in self.projections.items()},
         }
+        backwards = {name: v.backwards for name, v in self.projections.items() if v.backwards}
+        if backwards:
+            from projector.verify.restore import ADVICE
+
+            data["versions_went_backwards"] = {
+                "items": max(backwards.values()),
+                "projections": backwards,
+                "advice": ADVICE,
+            }
         if self.after_repair is not None:
             data["repaired"] = {name: verdict.repaired or 0 for name, verdict in self.projections.items()}
             data["after_repair"] = self.after_repair.to_json()

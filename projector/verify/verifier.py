@@ -10,6 +10,10 @@ reported only for what is stable (the rule, also in docs/backfill.md):
   ``settle`` seconds (a second scan recomputes just the candidate groups, their rows are re-read) *by
   the same amount*; live changes move both sides, a corrupted or lost update keeps the difference.
 
+Drift that comes from the source going back in time (a restored table: stored versions newer than the
+items') is counted per projection as ``backwards`` and named in the report (``verify.restore``): no
+repair of single items cures it, a rebuild does.
+
 ``--repair`` rewrites the drifted documents with versioned writes (see ``verify.opensearch``) and
 rebuilds each drifted aggregate projection into a new generation (exact, whatever the damage), then
 verifies again.
@@ -30,6 +34,7 @@ from projector.projection.base import AggregateProjection, DocumentProjection
 from projector.records import DecodeError, decode_image
 from projector.verify.aggregates import GroupCheck, delta, read_group_rows
 from projector.verify.opensearch import Candidate, DocumentCheck
+from projector.verify.restore import aggregate_backwards, search_backwards
 from projector.verify.source import Source
 from projector.verify.types import Finding, Verdict, VerifyReport
 
@@ -114,6 +119,16 @@ class Verifier:
             report.projections[name] = self._settle_groups(
                 group_check, source, group_first[name], len(group_check.expected.keys() | rows[name].keys())
             )
+        for check in documents:
+            report.projections[check.projection.name].backwards = search_backwards(
+                report.projections[check.projection.name]
+            )
+        for group_check in groups:
+            verdict = report.projections[group_check.projection.name]
+            if verdict.drift:  # reads every contribution record: only when something is wrong
+                verdict.backwards = aggregate_backwards(
+                    self.runtime, group_check.projection, group_check.generation, source
+                )
         report.projections = {p.name: report.projections[p.name] for p in self.projections}
         report.seconds = time.monotonic() - started
         return report

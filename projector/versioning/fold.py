@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generic, TypeVar
 
 from projector.changes.types import Change, ChangeKind
@@ -51,10 +51,10 @@ def fold(
     while True:
         result = _advance_all(scheme, stored, changes, excluded, keep_expired)
         result.poison = sorted(result.poison + rejected, key=lambda entry: entry[0].batch_index)
-        if result.state is None or result.last is None or result.last.kind is ChangeKind.REMOVE:
+        if result.state is None or result.last is None or result.state.deleted:
             return result
         try:
-            result.output = render(result.last)
+            result.output = render(_as_kept(result.last))
         except Exception as error:  # a projection bug or bad item: that record is poison, not the batch
             logger.debug(
                 "projection rejected change at batch index %s: %s",
@@ -80,7 +80,14 @@ def _advance_all(
         if id(change) in excluded:
             continue
         if keep_expired and change.expired:
-            result.stale.append(change)
+            # The item stays as it was; the delete only tells where the kept state sits in the stream.
+            placed = scheme.confirm(state, change)
+            if placed is None:
+                result.stale.append(change)
+                continue
+            state = placed
+            result.last = change
+            result.applied.append(change)
             continue
         try:
             advanced = scheme.advance(state, change)
@@ -95,3 +102,10 @@ def _advance_all(
         result.applied.append(change)
     result.state = state if result.last is not None else None
     return result
+
+
+def _as_kept(change: Change) -> Change:
+    """The change to render for the state it left: a kept TTL delete renders the image it deleted."""
+    if change.kind is not ChangeKind.REMOVE:
+        return change
+    return replace(change, kind=ChangeKind.MODIFY, new_image=change.old_image)

@@ -11,6 +11,7 @@ from decimal import Decimal
 
 from projector.changes.types import Change, ChangeKind, StreamPosition
 from projector.projection.base import ATTRIBUTE_VERSION_BITS, AttributeVersion, StreamPositionVersion
+from projector.versioning.digest import image_digest
 from projector.versioning.exceptions import VersionError
 from projector.versioning.state import ItemState
 
@@ -19,6 +20,8 @@ from projector.versioning.state import ItemState
 # re-creation anyway). Covers ApproximateCreationDateTime's rounding and modest clock skew.
 LIFE_MARGIN_S = 5.0
 _MAX_ATTRIBUTE_VERSION = (1 << ATTRIBUTE_VERSION_BITS) - 1
+# The external version packs life, rev (ATTRIBUTE_VERSION_BITS), deleted and placed into 63 bits.
+MAX_LIFE = (1 << (63 - ATTRIBUTE_VERSION_BITS - 2)) - 1
 
 
 class VersionScheme(ABC):
@@ -34,6 +37,11 @@ class VersionScheme(ABC):
     def external_version(self, state: ItemState) -> int:
         """A 63-bit number that grows with the state order, for OpenSearch's external versioning."""
 
+    def confirm(self, state: ItemState | None, change: Change) -> ItemState | None:
+        """For a TTL delete the projection keeps: the stored state placed at the delete's stream position
+        when it is an unplaced scanned state and the delete removed exactly that image; else None."""
+        return None
+
     def _new_state(self, change: Change, life: int, rev: int, previous: ItemState | None) -> ItemState:
         position = change.position.sort_key if change.position else None
         if previous is not None and previous.position is not None:
@@ -48,7 +56,8 @@ class VersionScheme(ABC):
 
 
 class AttributeScheme(VersionScheme):
-    """Versions from an item attribute; deletes and re-creations are told apart by stream position."""
+    """Versions from an item attribute; lives told apart by stream position. The rules and their proof
+    sketch are in the package docstring (projector/versioning/__init__.py) and docs/versioning.md."""
 
     def __init__(self, attribute: str) -> None:
         self.attribute = attribute
@@ -77,29 +86,113 @@ class AttributeScheme(VersionScheme):
 
     def advance(self, state: ItemState | None, change: Change) -> ItemState | None:
         rev = self.revision(change)
+        if change.backfill is not None:
+            return self._scanned(state, change, rev)
         if state is None:
             return self._new_state(change, 0, rev, None)
         position = change.position.sort_key if change.position else None
         if position is not None and state.position is not None and position <= state.position:
-            return None
+            return None  # rule 1: at or before what is stored, in the stream's own order
         if state.deleted:
             if self._after_tombstone(state, change, position):
-                return self._new_state(change, state.life + 1, rev, state)
+                return self._next_life(change, state, rev)
             return None
-        if change.backfill is not None:
-            if change.happened_at <= state.seen_at + LIFE_MARGIN_S:
-                # Read before (or too close to) the change behind the stored state: the scan may have seen
-                # an ended life, and anything newer than the stored state is still on its way in the stream.
-                return None
-        elif change.kind is ChangeKind.INSERT and (
+        if state.scanned:
+            return self._against_scan(state, change, rev, position)
+        if change.kind is ChangeKind.INSERT and (
             state.position is not None or change.happened_at >= state.seen_at - LIFE_MARGIN_S
         ):
-            # An INSERT later in the stream than a live state (or not clearly older than a scanned one):
-            # the REMOVE between them never reached us, or was skipped (keep_expired). A new life.
-            return self._new_state(change, state.life + 1, rev, state)
+            # An INSERT later in the stream than a live state: the REMOVE between them never reached us,
+            # or was skipped (keep_expired). A new life. (Without a position: a state an older release
+            # or a repair wrote; not clearly older than it counts as later.)
+            return self._next_life(change, state, rev)
         if (rev, int(change.kind is ChangeKind.REMOVE)) > (state.rev, int(state.deleted)):
             return self._new_state(change, state.life, rev, state)
         return None
+
+    def confirm(self, state: ItemState | None, change: Change) -> ItemState | None:
+        if state is None or not state.scanned or state.deleted or change.position is None:
+            return None
+        position = change.position.sort_key
+        if state.position is not None and position <= state.position:
+            return None
+        image = change.old_image if change.kind is ChangeKind.REMOVE else change.new_image
+        if image is None or image_digest(image) != state.digest:
+            return None
+        return self._placed(state, change, position)
+
+    def _scanned(self, state: ItemState | None, change: Change, rev: int) -> ItemState | None:
+        """A scanned image: taken only when it is surely newer than the stored state (rule 2)."""
+        if state is None:
+            return self._scan_state(change, 0, rev, None)
+        if change.happened_at <= state.seen_at + LIFE_MARGIN_S:
+            # Read before (or too close to) the change behind the stored state: the scan may have seen
+            # an ended life, and anything newer than the stored state is still on its way in the stream.
+            return None
+        # Read clearly after the stored state was made: the scan saw that state or a later one.
+        if state.deleted or rev < state.rev:
+            self._check_life(state.life + 1)  # the item is live again, or at a lower version: a later life
+            return self._scan_state(change, state.life + 1, rev, state)
+        if rev > state.rev:
+            return self._scan_state(change, state.life, rev, state)
+        return None  # the same version: that very state (or a later life at it), left to the stream
+
+    def _against_scan(
+        self, state: ItemState, change: Change, rev: int, position: str | None
+    ) -> ItemState | None:
+        """A stream change against a scanned state the stream has not placed yet (rule 3).
+
+        Every change made before the read is in the scanned image already, and the first change made after
+        it is the one whose old image is the scanned image; the stream delivers that one before any later
+        change of the item. So only the state's own record (placing it) or its successor may advance it.
+        """
+        if change.kind is not ChangeKind.REMOVE and image_digest(change.new_image) == state.digest:
+            assert position is not None
+            return self._placed(state, change, position)  # the stream's record of the scanned state
+        if change.kind is not ChangeKind.INSERT and image_digest(change.old_image) == state.digest:
+            if (rev, int(change.kind is ChangeKind.REMOVE)) > (state.rev, 0):
+                return self._new_state(change, state.life, rev, state)  # its successor
+            return None
+        if change.happened_at > state.seen_at + LIFE_MARGIN_S:
+            # Made clearly after the read, yet not its successor (that one was lost, or skipped as an
+            # expired delete): a later state for sure, so a new life keeps every version growing.
+            return self._next_life(change, state, rev)
+        return None  # made before the read (the scan includes it), or too close to it to tell
+
+    def _next_life(self, change: Change, state: ItemState, rev: int) -> ItemState:
+        self._check_life(state.life + 1)
+        return self._new_state(change, state.life + 1, rev, state)
+
+    @staticmethod
+    def _placed(state: ItemState, change: Change, position: str) -> ItemState:
+        """``state`` unchanged, now known to be the state the change at ``position`` made."""
+        return ItemState(
+            life=state.life,
+            rev=state.rev,
+            deleted=state.deleted,
+            position=position,
+            seen_at=max(state.seen_at, change.happened_at),
+        )
+
+    def _scan_state(self, change: Change, life: int, rev: int, previous: ItemState | None) -> ItemState:
+        assert change.new_image is not None
+        return ItemState(
+            life=life,
+            rev=rev,
+            deleted=False,
+            position=previous.position if previous is not None else None,
+            seen_at=change.happened_at,
+            digest=image_digest(change.new_image),
+        )
+
+    @staticmethod
+    def _check_life(life: int) -> None:
+        if life > MAX_LIFE:
+            raise VersionError(
+                f"the item was deleted and re-created {MAX_LIFE:,} times, the most one projection can "
+                "order by a version attribute; rebuild the projection (backfill --rebuild) to start "
+                "every item at life 0 again"
+            )
 
     @staticmethod
     def _after_tombstone(state: ItemState, change: Change, position: str | None) -> bool:
@@ -108,7 +201,14 @@ class AttributeScheme(VersionScheme):
         return change.happened_at > state.seen_at + LIFE_MARGIN_S
 
     def external_version(self, state: ItemState) -> int:
-        return (state.life << (ATTRIBUTE_VERSION_BITS + 1)) | (state.rev << 1) | int(state.deleted)
+        """``life | rev | deleted | placed``: the state order, plus one bit that grows when the stream
+        confirms a scanned state (so that write is accepted too)."""
+        return (
+            (state.life << (ATTRIBUTE_VERSION_BITS + 2))
+            | (state.rev << 2)
+            | (int(state.deleted) << 1)
+            | int(not state.scanned)
+        )
 
 
 class StreamScheme(VersionScheme):

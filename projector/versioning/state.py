@@ -14,6 +14,9 @@ class ItemState:
     ``rev`` orders changes within a life; ``deleted`` marks a tombstone, kept so a late change of a
     deleted item can never bring it back; ``position`` is the newest stream position applied (None if
     only a scan wrote it); ``seen_at`` is when the change behind this state happened (epoch seconds).
+    ``digest`` is set only while the state comes from a scan the stream has not confirmed yet: the
+    fingerprint of the scanned image, so the stream's own record of that state can be recognised
+    (see projector/versioning/__init__.py).
     """
 
     life: int
@@ -21,19 +24,28 @@ class ItemState:
     deleted: bool
     position: str | None
     seen_at: float
+    digest: str | None = None
 
     @property
     def order(self) -> tuple[int, int, int]:
         return (self.life, self.rev, int(self.deleted))
 
+    @property
+    def scanned(self) -> bool:
+        """Written by a scan and not yet placed in the stream (no stream record of it applied)."""
+        return self.digest is not None
+
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "life": self.life,
             "rev": self.rev,
             "deleted": self.deleted,
             "position": self.position,
             "seen_at": self.seen_at,
         }
+        if self.digest is not None:  # absent otherwise: stores written before it existed stay readable
+            data["digest"] = self.digest
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ItemState:
@@ -43,4 +55,5 @@ class ItemState:
             deleted=bool(data["deleted"]),
             position=data.get("position"),
             seen_at=float(data["seen_at"]),
+            digest=data.get("digest"),
         )

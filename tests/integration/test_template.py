@@ -793,6 +793,7 @@ def _assert_common(
             for action in ("dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator")
         },
         ("dynamodb:ListStreams", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{source_table}/stream/*"),
+        ("dynamodb:DescribeTable", f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{source_table}"),
         # OpenSearch: only paths under the stack's prefix (and the body-scoped _aliases).
         *{
             (f"es:{action}", f"{domain_arn}/{path}")

@@ -309,3 +309,154 @@ def test_the_shipped_projections_load() -> None:
     assert registry.all
     for projection in registry.all:
         assert projection.definition_hash()
+
+
+# --- validation when projections load (issue 14, case 7) -----------------------------------------------
+
+
+@pytest.mark.parametrize("field", ["_projector", "_id", "_source", "_routing"])
+def test_reserved_field_names_are_refused_by_the_model(field: str) -> None:
+    mappings = {"properties": {**MAPPINGS["properties"], field: {"type": "keyword"}}}
+    with pytest.raises(ValidationError, match=rf"\['{field}'\] are reserved"):
+        document(mappings=mappings)
+
+
+@pytest.mark.parametrize("name", ["pk", "sk", "name", "key"])
+def test_measure_names_clashing_with_the_aggregate_row_are_refused_by_the_model(name: str) -> None:
+    with pytest.raises(ValidationError, match=rf"\['{name}'\] are reserved"):
+        aggregate(measures={name: Count()})
+
+
+def test_definition_hash_covers_what_changes_behaviour_and_nothing_display_only() -> None:
+    base, agg = document(), aggregate()
+    changed = {
+        "keep_expired": document(keep_expired=True),
+        "version policy": document(version=StreamPositionVersion()),
+        "version attribute": document(version=AttributeVersion(attribute="rev")),
+        "key attributes": document(key_attributes=("pk", "sk")),
+        "mappings": document(mappings={"properties": {"order_id": {"type": "text"}}}),
+    }
+    for what, projection in changed.items():
+        assert projection.definition_hash() != base.definition_hash(), what
+    measures = {
+        "sum attribute": aggregate(measures={"order_count": Count(), "revenue": Sum(attribute="net")}),
+        "measure kind": aggregate(
+            measures={"order_count": Sum(attribute="qty"), "revenue": Sum(attribute="total")}
+        ),
+        "measure set": aggregate(measures={"order_count": Count()}),
+        "keep_expired": aggregate(keep_expired=True),
+    }
+    for what, projection in measures.items():
+        assert projection.definition_hash() != agg.definition_hash(), what
+    display_only = [
+        aggregate(group_name="customer"),
+        aggregate(measures={"order_count": Count(), "revenue": Sum(attribute="total", places=4)}),
+    ]
+    for projection in display_only:
+        assert projection.definition_hash() == agg.definition_hash()
+    # keep_expired=False (the default) adds nothing: hashes stored before it was covered stay valid.
+    assert "keep_expired" not in base.definition()
+
+
+def test_item_id_names_the_projection_when_the_record_lacks_its_key() -> None:
+    projection = document(name="by_customer", key_attributes=("customer_id",))
+    with pytest.raises(ConfigurationError, match=r"'by_customer' has key_attributes \('customer_id',\)"):
+        projection.item_id({"order_id": "o-1"})
+
+
+class FakeDynamoDB:
+    """DescribeTable of one table, counting the calls."""
+
+    class exceptions:
+        class ResourceNotFoundException(Exception):
+            pass
+
+    def __init__(self, tables: dict[str, list[dict[str, str]]], fail: Exception | None = None) -> None:
+        self.tables, self.fail, self.calls = tables, fail, 0
+
+    def describe_table(self, TableName: str) -> dict[str, Any]:
+        self.calls += 1
+        if self.fail is not None:
+            raise self.fail
+        if TableName not in self.tables:
+            raise self.exceptions.ResourceNotFoundException(TableName)
+        return {"Table": {"TableName": TableName, "KeySchema": self.tables[TableName]}}
+
+
+ORDERS_KEY = [{"AttributeName": "order_id", "KeyType": "HASH"}]
+
+
+def test_check_keys_names_every_wrong_projection_and_both_key_lists() -> None:
+    from projector.projection.validation import KeyMismatchError, check_keys
+
+    good = document()
+    wrong = aggregate(name="by_customer", key_attributes=("customer_id",))
+    check_keys([good], "orders", ("order_id",))
+    with pytest.raises(KeyMismatchError) as caught:
+        check_keys([good, wrong], "orders", ("order_id",))
+    message = str(caught.value)
+    assert "'by_customer' has key_attributes ('customer_id',)" in message
+    assert "table 'orders' is keyed by ('order_id',)" in message and "'orders' has" not in message
+    assert isinstance(caught.value, ConfigurationError)
+    with pytest.raises(KeyMismatchError, match=r"keyed by \('pk', 'sk'\)"):
+        check_keys([document(key_attributes=("sk", "pk"))], "events", ("pk", "sk"))  # order matters
+
+
+def test_table_key_is_partition_then_sort_key() -> None:
+    from projector.projection.validation import table_key
+
+    schema = [{"AttributeName": "sk", "KeyType": "RANGE"}, {"AttributeName": "pk", "KeyType": "HASH"}]
+    assert table_key({"KeySchema": schema}) == ("pk", "sk")
+
+
+def engine(projections: list[Any], client: FakeDynamoDB) -> Any:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        settings=SimpleNamespace(source_table="orders"),
+        registry=SimpleNamespace(all=tuple(projections)),
+        dynamodb=client,
+    )
+
+
+def test_the_handler_checks_keys_once_per_cold_start_and_fails_every_batch_on_a_mismatch() -> None:
+    from projector import handler
+
+    client = FakeDynamoDB({"orders": ORDERS_KEY})
+    wrong = engine([document(), aggregate(name="by_customer", key_attributes=("customer_id",))], client)
+    handler.reset_runtime()
+    try:
+        for _ in range(3):
+            with pytest.raises(ConfigurationError, match="'by_customer' has key_attributes"):
+                handler.check_projection_keys(wrong)
+        assert client.calls == 1  # cached until the next cold start
+        handler.reset_runtime()
+        right = engine([document()], client)
+        handler.check_projection_keys(right)
+        handler.check_projection_keys(right)
+        assert client.calls == 2
+    finally:
+        handler.reset_runtime()
+
+
+def test_the_handler_does_not_block_when_the_key_cannot_be_read() -> None:
+    from projector import handler
+
+    for client in (FakeDynamoDB({}), FakeDynamoDB({}, fail=RuntimeError("AccessDenied"))):
+        handler.reset_runtime()
+        try:
+            handler.check_projection_keys(engine([aggregate(key_attributes=("customer_id",))], client))
+            handler.check_projection_keys(engine([aggregate(key_attributes=("customer_id",))], client))
+            assert client.calls == 1
+        finally:
+            handler.reset_runtime()
+
+
+def test_setup_refuses_a_projection_keyed_by_another_attribute_before_creating_anything() -> None:
+    from projector.setup import check_source_key
+
+    client = FakeDynamoDB({"orders": ORDERS_KEY})
+    assert check_source_key(engine([document()], client)) == ("order_id",)
+    with pytest.raises(ConfigurationError, match=r"table 'orders' is keyed by \('order_id',\)"):
+        check_source_key(engine([aggregate(name="by_customer", key_attributes=("customer_id",))], client))
+    assert check_source_key(engine([document()], FakeDynamoDB({}))) is None  # no table yet: not checked

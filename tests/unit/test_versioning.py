@@ -23,7 +23,7 @@ from projector.versioning import (
     fold,
     scheme_for,
 )
-from projector.versioning.schemes import LIFE_MARGIN_S
+from projector.versioning.schemes import LIFE_MARGIN_S, MAX_LIFE
 
 pytestmark = pytest.mark.unit
 
@@ -173,11 +173,34 @@ def test_attribute_version_at_the_top_of_its_range_is_accepted_and_fits_63_bits(
     change = Change(dict(KEY), ChangeKind.REMOVE, None, {"version": Decimal(top)}, position(T0, 1))
     state = ATTRIBUTE.advance(None, change)
     assert state is not None and state.rev == top
-    assert ATTRIBUTE.external_version(state) == (1 << (ATTRIBUTE_VERSION_BITS + 1)) - 1
-    busy = ItemState(
-        life=(1 << (62 - ATTRIBUTE_VERSION_BITS)) - 1, rev=top, deleted=True, position=None, seen_at=T0
+    assert ATTRIBUTE.external_version(state) == (1 << (ATTRIBUTE_VERSION_BITS + 2)) - 1
+    busiest = ItemState(life=MAX_LIFE, rev=top, deleted=True, position=None, seen_at=T0)
+    assert ATTRIBUTE.external_version(busiest) == MAX_63_BITS
+
+
+def test_attribute_life_counter_is_bounded_and_the_next_re_creation_is_poison() -> None:
+    """2**22 - 1 re-creations fit the 63-bit external version; the next one is refused, never wrapped."""
+    assert MAX_LIFE == (1 << 22) - 1
+    last_life = ItemState(
+        life=MAX_LIFE - 1, rev=3, deleted=True, position=position(T0, 1).sort_key, seen_at=T0
     )
-    assert ATTRIBUTE.external_version(busy) <= MAX_63_BITS
+    reborn = ATTRIBUTE.advance(last_life, insert(1, T0 + 1, 2, life="b"))
+    assert reborn is not None and reborn.life == MAX_LIFE
+    assert ATTRIBUTE.external_version(reborn) > ATTRIBUTE.external_version(last_life)
+    assert ATTRIBUTE.external_version(reborn) <= MAX_63_BITS
+    deleted = ATTRIBUTE.advance(reborn, remove(1, T0 + 2, 3, life="b"))
+    assert deleted is not None and ATTRIBUTE.external_version(deleted) <= MAX_63_BITS
+    with pytest.raises(VersionError, match="re-created 4,194,303 times"):
+        ATTRIBUTE.advance(deleted, insert(1, T0 + 3, 4, life="c"))
+    with pytest.raises(VersionError, match="backfill --rebuild"):
+        ATTRIBUTE.advance(deleted, scan(1, read_at=T0 + 60, life="c"))
+    live = ItemState(life=MAX_LIFE, rev=5, deleted=False, position=position(T0, 9).sort_key, seen_at=T0)
+    with pytest.raises(VersionError):
+        ATTRIBUTE.advance(live, insert(1, T0 + 30, 10, life="c"))  # an INSERT after a missed delete
+    # In a batch, that change is poison (a dead letter); the others are still applied.
+    result = fold(ATTRIBUTE, deleted, [insert(1, T0 + 3, 4, life="c")], render_image)
+    assert result.state is None and len(result.poison) == 1
+    assert result.poison[0][1].startswith("the item was deleted and re-created")
 
 
 # --- attribute scheme: ordering ------------------------------------------------------------------------
@@ -237,17 +260,28 @@ def test_attribute_scan_with_a_newer_version_wins_and_keeps_the_stream_position(
     scanned = ATTRIBUTE.advance(state, scan(4, read_at=T0 + 30))
     assert scanned is not None and scanned.rev == 4 and scanned.life == state.life
     assert scanned.position == state.position and scanned.seen_at == T0 + 30
-    # The stream then replays what the scan already saw: all stale; what comes after is applied.
+    # The stream then replays what the scan already saw: older changes are stale; the record of the
+    # scanned state itself places it in the stream (same life, rev and content; a larger external version).
     assert ATTRIBUTE.advance(scanned, modify(3, T0 + 1, 3)) is None
-    assert ATTRIBUTE.advance(scanned, modify(4, T0 + 2, 4)) is None
+    placed = ATTRIBUTE.advance(scanned, modify(4, T0 + 2, 4))
+    assert placed is not None and placed.order == scanned.order and not placed.scanned
+    assert placed.position == position(T0 + 2, 4).sort_key
+    assert ATTRIBUTE.external_version(placed) == ATTRIBUTE.external_version(scanned) + 1
+    assert ATTRIBUTE.advance(placed, modify(4, T0 + 2, 4)) is None
     newer = ATTRIBUTE.advance(scanned, modify(5, T0 + 31, 5))
     assert newer is not None and newer.rev == 5
 
 
-def test_attribute_scan_with_the_same_or_an_older_version_is_stale() -> None:
+def test_attribute_scan_with_the_same_version_is_stale_and_an_older_one_is_a_later_life() -> None:
     state, _ = run(ATTRIBUTE, [insert(1, T0, 1), modify(2, T0, 2)])
+    assert state is not None
     assert ATTRIBUTE.advance(state, scan(2, read_at=T0 + 60)) is None
-    assert ATTRIBUTE.advance(state, scan(1, read_at=T0 + 60)) is None
+    # Too close to the stored change to tell which life the scan read: left to the stream.
+    assert ATTRIBUTE.advance(state, scan(1, read_at=T0 + LIFE_MARGIN_S, life="b")) is None
+    # Read clearly after v2 was made, yet at version 1: the item was deleted and re-created since.
+    reborn = ATTRIBUTE.advance(state, scan(1, read_at=T0 + 60, life="b"))
+    assert reborn is not None and (reborn.life, reborn.rev, reborn.scanned) == (1, 1, True)
+    assert ATTRIBUTE.external_version(reborn) > ATTRIBUTE.external_version(state)
 
 
 def test_attribute_scan_first_then_the_stream_catches_up() -> None:
@@ -303,6 +337,77 @@ def test_attribute_scan_of_a_later_life_is_corrected_by_the_stream() -> None:
         modify(3, T0 + 30, 5, life="b"),
     ]
     assert shown(changes) == image(3, "b")
+
+
+# --- attribute scheme: a scanned state against late and redriven changes (issue 14, case 6) ------------
+
+
+def test_a_late_insert_never_rolls_back_a_scanned_state() -> None:
+    """Backfill wrote v2, the stream's MODIFY v2 arrived, then the INSERT v1 came again (a redrive)."""
+    scanned = ATTRIBUTE.advance(None, scan(2, read_at=T0 + 1))
+    assert scanned is not None and scanned.scanned and scanned.position is None
+    placed = ATTRIBUTE.advance(scanned, modify(2, T0, 2))  # its own record: places it, changes nothing
+    assert (
+        placed is not None and placed.order == scanned.order and placed.position == position(T0, 2).sort_key
+    )
+    assert ATTRIBUTE.advance(placed, insert(1, T0, 1)) is None  # was a new life showing v1
+    # The same without the MODIFY (a rebuilt index that never saw the stream before the scan): the
+    # INSERT was made before the read, so the scanned image includes it.
+    assert ATTRIBUTE.advance(scanned, insert(1, T0, 1)) is None
+    assert shown([scan(2, read_at=T0 + 1), modify(2, T0, 2), insert(1, T0, 1)]) == image(2)
+
+
+def test_a_scanned_state_is_advanced_by_its_successor_only() -> None:
+    scanned = ATTRIBUTE.advance(None, scan(2, read_at=T0 + 1))
+    assert scanned is not None
+    successor = ATTRIBUTE.advance(scanned, modify(3, T0 + 2, 5))  # its old image is the scanned image
+    assert successor is not None and (successor.life, successor.rev, successor.scanned) == (0, 3, False)
+    # A change of another life with a higher version, made before or around the read: never applied.
+    assert ATTRIBUTE.advance(scanned, modify(3, T0 - 30, 1, life="z")) is None
+    assert ATTRIBUTE.advance(scanned, modify(3, T0 + 2, 5, life="z")) is None
+    assert ATTRIBUTE.advance(scanned, remove(4, T0 + 2, 5, life="z")) is None
+    # The delete of exactly the scanned state is its successor too.
+    deleted = ATTRIBUTE.advance(scanned, remove(2, T0 + 2, 5))
+    assert deleted is not None and deleted.deleted and deleted.life == 0
+    # Made clearly after the read without being its successor (that one was lost): a later life.
+    later = ATTRIBUTE.advance(scanned, insert(1, T0 + 1 + LIFE_MARGIN_S + 1, 9, life="b"))
+    assert later is not None and later.life == 1 and not later.scanned
+
+
+def test_keep_expired_places_a_scanned_state_at_its_ttl_delete_so_the_re_creation_is_a_new_life() -> None:
+    changes = [
+        scan(2, read_at=T0 + 1),
+        remove(2, T0 + 2, 3, expired=True),  # DynamoDB's TTL delete of the scanned state: kept
+        insert(1, T0 + 3, 4, life="b"),  # re-created within the margin of the read
+    ]
+    kept = fold(ATTRIBUTE, None, changes[:2], render_image, keep_expired=True)
+    assert kept.output == image(2) and kept.state is not None and not kept.state.deleted
+    assert kept.state.position == position(T0 + 2, 3).sort_key and kept.applied == changes[:2]
+    result = fold(ATTRIBUTE, None, changes, render_image, keep_expired=True)
+    assert result.output == image(1, "b") and result.state is not None and result.state.life == 1
+
+
+def test_a_redrive_of_a_deleted_life_never_replaces_a_scanned_re_creation() -> None:
+    changes = [
+        scan(2, read_at=T0 + 3, life="b"),
+        modify(5, T0, 1, life="a"),  # the old life, made before the read, with a higher version
+        remove(5, T0 + 1, 2, life="a"),
+        insert(1, T0 + 2, 3, life="b"),
+        modify(2, T0 + 2.5, 4, life="b"),
+    ]
+    assert shown(changes) == image(2, "b")
+
+
+def test_image_digest_is_the_same_for_the_same_item_however_it_was_decoded() -> None:
+    from projector.versioning.digest import image_digest as digest
+
+    item = {"order_id": "o-1", "total": Decimal("12.50"), "tags": {"a", "b"}, "blob": b"\x01", "n": None}
+    same = {"n": None, "blob": b"\x01", "tags": {"b", "a"}, "total": Decimal("12.5"), "order_id": "o-1"}
+    assert digest(item) == digest(same)
+    assert digest({"x": Decimal("1E+2")}) == digest({"x": Decimal("100")})
+    assert digest({"x": Decimal("-1.0E+1")}) == digest({"x": Decimal("-10")})
+    for other in ({**item, "total": Decimal("12.51")}, {**item, "total": "12.5"}, {**item, "blob": "01"}):
+        assert digest(other) != digest(item)
 
 
 # --- stream scheme -------------------------------------------------------------------------------------

@@ -34,7 +34,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import given, note, settings
+from hypothesis import example, given, note, settings
 from hypothesis import strategies as st
 
 from projector.changes import BackfillStamp, Change, ChangeKind, StreamPosition
@@ -185,7 +185,16 @@ class FromScan:
     read: Read
 
 
-Token = FromStream | FromScan
+@dataclass(frozen=True)
+class Rebuild:
+    """``backfill --rebuild``: a new build that knows nothing of the deliveries before it; its scan of the
+    item (``read``, made after the rebuild began) is the first write to land there. Every later delivery
+    goes to the new build, including redrives and resends of records delivered before the rebuild."""
+
+    read: Read
+
+
+Token = FromStream | FromScan | Rebuild
 
 
 @dataclass
@@ -196,10 +205,14 @@ class Plan:
 
 
 @st.composite
-def reads_of(draw: st.DrawFn, history: History) -> Read:
-    """A scan read of a moment at which the item was live (a read of a deleted item yields nothing)."""
+def reads_of(draw: st.DrawFn, history: History, after: int = 0) -> Read:
+    """A scan read of a moment at which the item was live (a read of a deleted item yields nothing).
+
+    ``after``: the read is made after the first ``after`` changes were delivered (a rebuild's scan, which
+    starts once the rebuild began), so it sees at least them.
+    """
     changes = history.changes
-    live_prefixes = [p for p in range(1, len(changes) + 1) if history.image_after(p) is not None]
+    live_prefixes = [p for p in range(max(after, 1), len(changes) + 1) if history.image_after(p) is not None]
     prefix = draw(st.sampled_from(live_prefixes))
     low = changes[prefix - 1].at_ms
     high = changes[prefix].at_ms if prefix < len(changes) else low + 15_000
@@ -207,9 +220,17 @@ def reads_of(draw: st.DrawFn, history: History) -> Read:
     # page reflects every write acknowledged before read_at, and perhaps some made while it ran).
     read_at = draw(st.integers(low, high)) - draw(st.sampled_from([0, 0, 0, 1, 300, 999]))
     started = read_at - draw(st.one_of(st.integers(0, 1_500), st.integers(0, 60_000)))
+    if after:
+        began = changes[after - 1].at_ms  # the rebuild began after that change was delivered
+        read_at, started = max(read_at, began), max(started, began)
+        started = min(started, read_at)
     image_seen = history.image_after(prefix)
     assert image_seen is not None
     return Read(prefix, read_at, started, image_seen)
+
+
+def can_read_after(history: History, after: int) -> bool:
+    return any(history.image_after(p) is not None for p in range(max(after, 1), len(history.changes) + 1))
 
 
 @st.composite
@@ -217,23 +238,38 @@ def plans(
     draw: st.DrawFn,
     history_strategy: st.SearchStrategy[History],
     max_noise: int = 10,
+    rebuilds: bool = False,
 ) -> Plan:
-    """The stream once in order, plus noise inserted at slots (slot k: after the k-th first delivery)."""
+    """The stream once in order, plus noise inserted at slots (slot k: after the k-th first delivery).
+
+    With ``rebuilds``, the noise also holds rebuilds and late INSERTs (a redrive or resend of an item's
+    INSERT, long after later changes were applied), so scans race redrives from before a rebuild.
+    """
     history = draw(history_strategy)
     changes = history.changes
     count = len(changes)
     slots: list[list[Token]] = [[] for _ in range(count + 1)]
     reads: list[Read] = []
+    kinds = ["redrive", "suffix", "scan", "scan", "rescan"]
+    if rebuilds:
+        kinds += ["rebuild", "rebuild", "late_insert", "late_insert"]
+    inserts = [index for index, change in enumerate(changes) if change.kind is ChangeKind.INSERT]
 
     for _ in range(draw(st.integers(0, max_noise))):
-        kind = draw(st.sampled_from(["redrive", "suffix", "scan", "scan", "rescan"]))
-        if kind == "redrive":
-            index = draw(st.integers(0, count - 1))
+        kind = draw(st.sampled_from(kinds))
+        if kind in ("redrive", "late_insert"):
+            index = draw(st.sampled_from(inserts) if kind == "late_insert" else st.integers(0, count - 1))
             slots[draw(st.integers(index + 1, count))].append(FromStream(index))
         elif kind == "suffix":
             start = draw(st.integers(0, count - 1))
             end = draw(st.integers(start + 1, count))
             slots[end].extend(FromStream(index) for index in range(start, end))
+        elif kind == "rebuild":
+            slot = draw(st.integers(0, count))
+            if can_read_after(history, slot):
+                read = draw(reads_of(history, after=slot))
+                reads.append(read)
+                slots[slot].append(Rebuild(read))
         else:
             if kind == "rescan" and reads:
                 read = draw(st.sampled_from(reads))
@@ -299,7 +335,8 @@ def describe(plan: Plan, changes: list[Change]) -> str:
         else:
             assert change.backfill is not None
             lines.append(
-                f"  scan of {token.read.image['status']} read_at={change.backfill.read_at:.3f} "
+                f"  {'REBUILD, then its ' if isinstance(token, Rebuild) else ''}"
+                f"scan of {token.read.image['status']} read_at={change.backfill.read_at:.3f} "
                 f"started={change.backfill.scan_started_at:.3f}"
             )
     return "\n".join(lines)
@@ -324,17 +361,31 @@ class Replay:
     state: ItemState | None = None
     last: Change | None = None
     applied: int = 0
+    truth: int = 0  # how many true changes the state reflects (the prefix of the history it shows)
 
 
 def replay(
-    scheme: VersionScheme, changes: list[Change], keep_expired: bool = False, stored: ItemState | None = None
+    scheme: VersionScheme,
+    changes: list[Change],
+    keep_expired: bool = False,
+    stored: ItemState | None = None,
+    plan: Plan | None = None,
+    monotonic: bool = False,
 ) -> Replay:
-    """Advance change by change, checking the external version on every accepted step."""
+    """Advance change by change, checking the external version on every accepted step.
+
+    With ``plan``, a Rebuild token starts a new build (no stored state) before its scan lands; with
+    ``monotonic`` too, every accepted delivery must show the same or a later moment of the true history.
+    """
     run = Replay(state=stored)
-    for change in changes:
+    for index, change in enumerate(changes):
+        token = plan.tokens[index] if plan is not None else None
+        if isinstance(token, Rebuild):
+            run.state, run.truth = None, 0  # the new build; nothing to compare external versions with
         if keep_expired and change.expired:
-            continue
-        advanced = scheme.advance(run.state, change)
+            advanced = scheme.confirm(run.state, change)
+        else:
+            advanced = scheme.advance(run.state, change)
         if advanced is None:
             continue
         version = scheme.external_version(advanced)
@@ -344,6 +395,13 @@ def replay(
             assert version > previous, (
                 f"external version went from {previous} ({run.state}) to {version} ({advanced})"
             )
+        if token is not None:
+            truth = token.index + 1 if isinstance(token, FromStream) else token.read.prefix
+            if monotonic:
+                assert truth >= run.truth, (
+                    f"delivery {index} moved the state back from true change #{run.truth - 1} to #{truth - 1}"
+                )
+            run.truth = truth
         run.state, run.last, run.applied = advanced, change, run.applied + 1
     return run
 
@@ -352,17 +410,21 @@ def render_image(change: Change) -> dict[str, Any] | None:
     return change.image
 
 
-def assert_converges(scheme: VersionScheme, plan: Plan, keep_expired: bool = False) -> None:
+def assert_converges(
+    scheme: VersionScheme, plan: Plan, keep_expired: bool = False, monotonic: bool = False
+) -> None:
     changes = materialize(plan)
     note(Described(plan, changes))
-    run = replay(scheme, changes, keep_expired=keep_expired)
+    run = replay(scheme, changes, keep_expired=keep_expired, plan=plan, monotonic=monotonic)
     expected = plan.history.kept_final_image() if keep_expired else plan.history.final_image
     assert run.state is not None and run.last is not None
     assert run.state.deleted == (expected is None), f"final state {run.state}, true final image {expected}"
     if expected is not None:
-        assert run.last.image == expected, f"final image {run.last.image}, true final image {expected}"
-    # The same deliveries folded as one batch land in the same place and render the same image.
-    folded = fold(scheme, None, changes, render_image, keep_expired=keep_expired)
+        shown = run.last.old_image if run.last.kind is ChangeKind.REMOVE else run.last.image
+        assert shown == expected, f"final image {shown}, true final image {expected}"
+    # The same deliveries folded as one batch (into the last build) land in the same place.
+    start = max((i for i, token in enumerate(plan.tokens) if isinstance(token, Rebuild)), default=0)
+    folded = fold(scheme, None, changes[start:], render_image, keep_expired=keep_expired)
     assert folded.state == run.state
     assert folded.last is run.last
     assert folded.output == (None if run.state.deleted else expected)
@@ -382,6 +444,43 @@ def test_attribute_scheme_converges_whenever_scans_are_delivered(plan: Plan, kee
 @given(plans(histories()), st.booleans())
 def test_stream_scheme_converges_whenever_scans_are_delivered(plan: Plan, keep_expired: bool) -> None:
     assert_converges(STREAM, plan, keep_expired=keep_expired)
+
+
+def case_6() -> Plan:
+    """Issue 14, case 6: the table at v2, a rebuild's scan writes v2, then the INSERT v1 is resent."""
+    first = TrueChange(ChangeKind.INSERT, image(0, 1), None, EPOCH_MS, SEQUENCE_BASE)
+    second = TrueChange(ChangeKind.MODIFY, image(0, 2), image(0, 1), EPOCH_MS + 1_000, SEQUENCE_BASE + 37)
+    read = Read(2, EPOCH_MS + 2_000, EPOCH_MS + 1_500, image(0, 2))
+    tokens: list[Token] = [FromStream(0), FromStream(1), Rebuild(read), FromStream(1), FromStream(0)]
+    return Plan(History((first, second)), tokens, [read])
+
+
+@settings(max_examples=400, deadline=None)
+@example(plan=case_6(), keep_expired=False)
+@given(plans(histories(), rebuilds=True), st.booleans())
+def test_attribute_scheme_converges_when_scans_race_rebuilds_redrives_and_late_inserts(
+    plan: Plan, keep_expired: bool
+) -> None:
+    assert_converges(ATTRIBUTE, plan, keep_expired=keep_expired)
+
+
+@settings(max_examples=300, deadline=None)
+@given(plans(histories(), rebuilds=True), st.booleans())
+def test_stream_scheme_converges_when_scans_race_rebuilds_redrives_and_late_inserts(
+    plan: Plan, keep_expired: bool
+) -> None:
+    assert_converges(STREAM, plan, keep_expired=keep_expired)
+
+
+@settings(max_examples=400, deadline=None)
+@example(plan=case_6())
+@given(plans(histories(), rebuilds=True))
+def test_attribute_scheme_never_moves_back_in_the_true_history(plan: Plan) -> None:
+    """Stronger than convergence: whatever wrote the stored state (stream, scan, a rebuild's scan), no
+    delivery (a redrive, a resend, a late INSERT, another scan) ever replaces it with an older one.
+    Stream-position mode does not promise this: a scan ranks at its start, so a change the scan already
+    saw may still be applied once (then the stream moves it forward again)."""
+    assert_converges(ATTRIBUTE, plan, monotonic=True)
 
 
 # --- fold ----------------------------------------------------------------------------------------------

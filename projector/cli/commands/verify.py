@@ -86,5 +86,9 @@ def _print_report(data: dict[str, Any], title: str = "verify") -> None:
             click.echo(f"  {name}: {example}")
         if verdict.get("note"):
             click.echo(f"  {name}: {verdict['note']}")
+    if data.get("versions_went_backwards"):
+        backwards = data["versions_went_backwards"]
+        counts = ", ".join(f"{name} {count}" for name, count in backwards["projections"].items())
+        click.echo(f"  {backwards['advice']} [{counts}]")
     if data.get("after_repair"):
         _print_report(data["after_repair"], title="after repair")

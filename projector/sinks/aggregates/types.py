@@ -144,6 +144,8 @@ def encode_record(
     }
     if state.position is not None:
         item["position"] = {"S": state.position}
+    if state.digest is not None:
+        item["digest"] = {"S": state.digest}
     return item
 
 
@@ -155,6 +157,7 @@ def decode_record(item: dict[str, AttributeValue]) -> StoredRecord:
             "deleted": item["deleted"]["BOOL"],
             "position": item["position"]["S"] if "position" in item else None,
             "seen_at": item["seen_at"]["N"],
+            "digest": item["digest"]["S"] if "digest" in item else None,
         }
     )
     return StoredRecord(

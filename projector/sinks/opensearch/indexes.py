@@ -75,6 +75,8 @@ def ensure(client: OpenSearch, projection: DocumentProjection, prefix: str) -> s
     index = names(projection, prefix)
     put_template(client, projection, prefix)
     layout = _layout(client, index)
+    if layout:  # indexes made by an older release get the meta fields added since (additive only)
+        client.indices.put_mapping(index=",".join(layout), body={"properties": {META_FIELD: META_MAPPING}})
     read, writes = _alias_targets(layout, index)
     if read and writes:
         return read

@@ -23,6 +23,7 @@ META_MAPPING: dict[str, Any] = {
         "deleted": {"type": "boolean"},
         "position": {"type": "keyword"},
         "seen_at": {"type": "double"},
+        "digest": {"type": "keyword", "index": False, "doc_values": False},
         "visible": {"type": "boolean"},
     },
 }
