@@ -288,6 +288,28 @@ def test_group_limit_counts_old_and_new_groups_and_remove_always_applies(
     assert_exact(client, settings, TAGS, source.items, tags)
 
 
+def test_a_record_stored_past_the_limit_by_earlier_code_is_still_removable(
+    client: Any, settings: Settings, sink: AggregateSink
+) -> None:
+    """Before the limit counted old groups, an item could grow to 120 groups; its REMOVE now applies."""
+    source = Source()
+    tags = [f"t{n:03d}" for n in range(120)]
+    earlier = AggregateSink(client, settings, max_actions=200)  # counts only changed groups, as before
+    for change in (
+        source.put("o1", tags=tags[:60]),
+        source.put("o1", tags=tags),
+        source.put("o2", tags=["t000"]),
+    ):
+        result = earlier.apply(TAGS, batch([change]), Deadline.after(60))
+        assert not result.failed and not result.poison
+    assert read_aggregate(client, settings, TAGS, "t119")["items"] == 1
+    removal = source.remove("o1")
+    for _ in range(2):  # and a redrive of it is stale
+        result = sink.apply(TAGS, batch([removal]), Deadline.after(60))
+        assert not result.failed and not result.poison, (result.failed, result.poison)
+    assert_exact(client, settings, TAGS, source.items, tags)
+
+
 def test_remove_during_a_rebuild_of_an_item_with_many_groups(
     client: Any, settings: Settings, sink: AggregateSink
 ) -> None:

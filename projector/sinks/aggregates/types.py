@@ -187,6 +187,7 @@ class ItemPlan:
     poison: list[tuple[Change, str]] = field(default_factory=list)
     last: Change | None = None
     committed: int = 0  # generations already written one by one (``AggregateSink._send``)
+    partial: bool = False  # a step of emptying a record stored past the group limit (not the change yet)
 
     @property
     def unit(self) -> Unit[ItemPlan]:

@@ -253,6 +253,14 @@ class _Batch:
                 continue
             after: Contributions = {} if folded.state.deleted else (folded.output or {})
             refusal = self._refusal(before, after)
+            if refusal is not None and not after and record is not None and self.sink.max_actions > 1:
+                # A record stored past the limit by earlier code: empty it in steps (its version kept,
+                # so the removal stays newer), then write the tombstone. Rows equal records at each step.
+                partial = {group: before[group] for group in sorted(before)[self.sink.max_actions - 1 :]}
+                step = GenerationWrite(generation, record.token, record.state, partial, diff(partial, before))
+                plan.writes.append(step)
+                plan.partial = True
+                continue
             if refusal is None:
                 try:
                     deltas = diff(after, before)
@@ -364,6 +372,16 @@ class _Batch:
                     last_error = error
                     continue
                 for plan in chunk:
+                    if plan.partial:  # one step of emptying an oversized record: read it again, go on
+                        self.result.record_writes += len(plan.writes) + plan.committed
+                        found = self._read_records([plan.item], retry=False)
+                        again = self._plan(plan.item, found)
+                        if self._needs_write(again):
+                            pending[plan.item.item_id] = again
+                            queue.append([again])
+                        else:
+                            del pending[plan.item.item_id]
+                        continue
                     self._done(plan)
                     del pending[plan.item.item_id]
             if pending:
