@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from projections.orders import customer_totals, daily_sales
 from projector.changes import Change, ChangeKind, StreamPosition
 from projector.config import Settings
+from projector.handler import runtime
 from projector.projection.base import AggregateProjection, Count, Sum
 from projector.retry import Deadline
 from projector.runtime import Runtime
@@ -35,11 +36,13 @@ from tests.integration.test_aggregate_sink import (
     sink,
 )
 from tests.integration.test_backfill import backfill, ready_runtime, verify
-from tests.support.orders_table import put_order
+from tests.integration.test_handler import handle, pipeline
+from tests.support.orders_table import put_order, update_order
+from tests.support.streams import capture_records
 from tests.support.truth import scan_items
 
 pytestmark = pytest.mark.integration
-__all__ = ["base_settings", "client", "settings", "sink"]  # fixtures shared with test_aggregate_sink
+__all__ = ["base_settings", "client", "pipeline", "settings", "sink"]  # fixtures of other test modules
 
 BIG = "123456789012345678901234567.0"  # 28 significant digits: the moto server adds 28 digits exactly
 LONG_ASCII = "c" * 3000
@@ -330,3 +333,36 @@ def test_remove_during_a_rebuild_of_an_item_with_many_groups(
             )
     AggregateTable(client, settings).finish_rebuild(TAGS)
     assert_exact(client, settings, TAGS, source.items, tags)
+
+
+def test_the_handler_dead_letters_a_number_dynamodb_cannot_hold_and_applies_the_rest(
+    pipeline: Any, dynamodb: Any, dynamodbstreams: Any, opensearch: Any
+) -> None:
+    """Through Lambda's handler: no exception, no batch failure; the one change is dead-lettered whole."""
+    table = pipeline.source_table
+    base = {"status": "PAID", "currency": "EUR", "created_at": "2024-03-01T10:00:00Z", "version": Decimal(1)}
+    huge = {**base, "order_id": "huge", "customer_id": "h", "total": Decimal("1E+37")}
+    other = {**base, "order_id": "o1", "customer_id": "c1", "total": Decimal("10.00")}
+    other["created_at"] = "2024-03-02T10:00:00Z"  # its own day: moto adds only 28 digits exactly
+    put_order(dynamodb, table, huge)
+    put_order(dynamodb, table, other)
+    inserts = capture_records(dynamodb, dynamodbstreams, table)
+    assert handle(inserts) == {"batchItemFailures": []}
+    update_order(dynamodb, table, huge, total=Decimal("0.01"))
+    update_order(dynamodb, table, other, total=Decimal("20.00"))
+    records = capture_records(dynamodb, dynamodbstreams, table)[len(inserts) :]
+    assert len(records) == 2
+    assert handle(records) == {"batchItemFailures": []}
+
+    letters = [json.loads(path.read_text()) for path in pipeline.dead_letters_dir.rglob("*.json")]
+    assert sorted(letter["projection"] for letter in letters) == ["customer_totals", "daily_sales"]
+    for letter in letters:
+        assert letter["reason"] == "poison" and "'revenue'" in letter["error"]
+        assert letter["record"]["dynamodb"]["NewImage"]["total"] == {"N": "0.01"}  # the whole record
+    settings = runtime().settings
+    truth = scan_items(dynamodb, table)
+    for projection, key in ((customer_totals, "c1"), (daily_sales, "2024-03-02")):  # applied
+        assert read_aggregate(dynamodb, settings, projection, key) == rendered(projection, truth, key)
+    counted = {**truth, "huge": {**truth["huge"], "total": Decimal("1E+37")}}  # the refused change is not
+    for projection, key in ((customer_totals, "h"), (daily_sales, "2024-03-01")):
+        assert read_aggregate(dynamodb, settings, projection, key) == rendered(projection, counted, key)
