@@ -1,7 +1,7 @@
 """Verify an aggregate projection: every group row of the read generation against a recomputation.
 
-The recomputation sums ``projection.contributions(item)`` over the scanned items, exactly (DynamoDB's
-38-digit decimal context). The rows are read with one consistent Scan of the aggregates table for all
+The recomputation sums ``projection.contributions(item)`` over the scanned items, exactly (the aggregates'
+one decimal context, ``projector/sinks/aggregates/numbers.py``). The rows are read with one consistent Scan of the aggregates table for all
 aggregate projections (rows have no index by generation), so groups that should be zero and groups
 that are absent are both found: *missing* (a group with live contributions but no row), *extra* (a row
 with non-zero measures that no live item contributes to), *mismatch* (both, different numbers).
@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from projector.retry import Deadline, retrying
 from projector.retry.aws import is_transient_aws_error
+from projector.sinks.aggregates.keys import GROUP_KEY_ATTRIBUTE, group_of, projection_of_group_row
 from projector.sinks.aggregates.reader import render_measure
 from projector.sinks.aggregates.table import AggregateTable
 from projector.sinks.aggregates.types import add, decimal_of, generation_sk, group_pk, key, subtract
@@ -28,7 +29,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 Measures = dict[str, Decimal]
-GROUP_MARK = "#group#"
+GROUP_MARK = "#group"  # natural (``#group#``) and hashed (``#group~sha256#``) group rows
 
 
 class GroupCheck:
@@ -124,8 +125,12 @@ def read_group_rows(runtime: Runtime, checks: list[GroupCheck]) -> dict[str, dic
         )
         for page in pages:
             for item in page.get("Items", []):
-                name, _, group = item["pk"]["S"].partition(GROUP_MARK)
-                if wanted.get(name) == item["sk"]["S"]:
+                pk = item["pk"]["S"]
+                name = projection_of_group_row(pk)
+                if name is None or wanted.get(name) != item["sk"]["S"]:
+                    continue
+                group = item[GROUP_KEY_ATTRIBUTE]["S"] if GROUP_KEY_ATTRIBUTE in item else group_of(pk, name)
+                if group is not None:
                     rows[name][group] = by_name[name]._measures(item)
 
     retrying(Deadline.never(), is_transient_aws_error, what="Scan of the aggregates table")(scan)

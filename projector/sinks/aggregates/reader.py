@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import logging
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from projector.projection.base import Count
 from projector.retry.deadline import Deadline
 from projector.retry.policy import retrying
+from projector.sinks.aggregates import numbers
 from projector.sinks.aggregates.table import read_meta
 from projector.sinks.aggregates.types import Calls, decimal_of, generation_sk, group_pk, is_transient
 from projector.sinks.aggregates.types import key as row_key
@@ -24,8 +25,7 @@ def render_measure(measure: Measure, value: Decimal) -> int | str:
     """Counts as int; sums as text with exactly ``places`` fractional digits ("120.50")."""
     if isinstance(measure, Count):
         return int(value)
-    quantized = value.quantize(Decimal(1).scaleb(-measure.places), rounding=ROUND_HALF_EVEN)
-    return format(abs(quantized) if quantized == 0 else quantized, "f")
+    return numbers.render(value, measure.places)
 
 
 def read_aggregate(

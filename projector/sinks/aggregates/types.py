@@ -1,7 +1,8 @@
 """Keys, attribute codecs and counters shared by the aggregate writer, the reader and the table admin.
 
 Every number goes through ``Decimal`` and DynamoDB's ``N`` type as text: a float never appears, so a
-sum of amounts stays exact to the last digit (DynamoDB keeps 38 significant digits).
+sum of amounts stays exact to the last digit. The arithmetic and DynamoDB's number rule live in
+``numbers.py``; the key mapping that keeps every partition key within DynamoDB's limit in ``keys.py``.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import DYNAMODB_CONTEXT
-
 from projector.retry.aws import error_code, is_transient_aws_error
 from projector.retry.policy import DeadlineExceeded
+from projector.sinks.aggregates import numbers
+from projector.sinks.aggregates.keys import GROUP_KEY_ATTRIBUTE, fitted
 from projector.sinks.aggregates.packing import Unit
 from projector.sinks.base import ItemChanges, SinkResult
 from projector.versioning.state import ItemState
@@ -29,7 +30,7 @@ logger = logging.getLogger(__name__)
 
 MAX_TRANSACTION_ACTIONS = 100
 BATCH_GET_KEYS = 100
-RESERVED_ATTRIBUTES = frozenset({"pk", "sk"})
+RESERVED_ATTRIBUTES = frozenset({"pk", "sk", GROUP_KEY_ATTRIBUTE})
 
 Contributions = dict[str, dict[str, Decimal]]
 """What one item adds to each of its groups: ``{group_key: {measure: value}}``."""
@@ -48,11 +49,13 @@ TRANSIENT_REASONS = frozenset(
 
 
 def item_pk(projection: str, item_id: str) -> str:
-    return f"{projection}#item#{item_id}"
+    """The record's partition key: natural, or hashed when too long for DynamoDB (``keys.py``)."""
+    return fitted(projection, "item", item_id)
 
 
 def group_pk(projection: str, group: str) -> str:
-    return f"{projection}#group#{group}"
+    """The group row's partition key: natural, or hashed when too long for DynamoDB (``keys.py``)."""
+    return fitted(projection, "group", group)
 
 
 def meta_pk(projection: str) -> str:
@@ -69,22 +72,15 @@ def key(pk: str, sk: str) -> dict[str, AttributeValue]:
 
 def number(value: Decimal | int) -> AttributeValue:
     """A DynamoDB number in plain notation (never ``1E+2``), exact."""
-    if isinstance(value, int):
-        return {"N": str(value)}
-    return {"N": format(value, "f")}
+    return {"N": numbers.to_text(value)}
 
 
 def decimal_of(value: AttributeValue) -> Decimal:
-    return DYNAMODB_CONTEXT.create_decimal(value["N"])
+    return numbers.parse(value["N"])
 
 
-def add(a: Decimal, b: Decimal) -> Decimal:
-    """Exact addition: DYNAMODB_CONTEXT traps Inexact/Rounded, so a sum that would lose digits raises."""
-    return DYNAMODB_CONTEXT.add(a, b)
-
-
-def subtract(a: Decimal, b: Decimal) -> Decimal:
-    return DYNAMODB_CONTEXT.subtract(a, b)
+add = numbers.add
+subtract = numbers.subtract
 
 
 def encode_contributions(contributions: Contributions) -> AttributeValue:
@@ -106,15 +102,21 @@ def decode_contributions(value: AttributeValue | None) -> Contributions:
 
 
 def diff(new: Contributions, old: Contributions) -> Contributions:
-    """``new - old`` per group and measure, without zeros (a group whose share did not move is untouched)."""
+    """``new - old`` per group and measure, without zeros (a group whose share did not move is untouched).
+
+    Raises ``NumberOutOfRange`` (naming the measure) when a new value or a difference cannot be stored.
+    """
     result: Contributions = {}
     for group in sorted(new.keys() | old.keys()):
         after, before = new.get(group, {}), old.get(group, {})
-        deltas = {
-            name: subtract(after.get(name, Decimal(0)), before.get(name, Decimal(0)))
-            for name in sorted(after.keys() | before.keys())
-        }
-        deltas = {name: value for name, value in deltas.items() if value != 0}
+        deltas: dict[str, Decimal] = {}
+        for name in sorted(after.keys() | before.keys()):
+            value = numbers.check(after.get(name, Decimal(0)), f"measure {name!r}")
+            change = numbers.check(
+                subtract(value, before.get(name, Decimal(0))), f"a change of measure {name!r}"
+            )
+            if change != 0:
+                deltas[name] = change
         if deltas:
             result[group] = deltas
     return result
@@ -187,6 +189,8 @@ class ItemPlan:
     stale: int = 0
     poison: list[tuple[Change, str]] = field(default_factory=list)
     last: Change | None = None
+    committed: int = 0  # generations already written one by one (``AggregateSink._send``)
+    partial: bool = False  # a step of emptying a record stored past the group limit (not the change yet)
 
     @property
     def unit(self) -> Unit[ItemPlan]:

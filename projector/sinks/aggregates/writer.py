@@ -10,6 +10,7 @@ items are grouped into transactions (one ``ADD`` per touched group per batch whe
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
@@ -21,6 +22,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from projector.config.exceptions import ConfigurationError
 from projector.projection.base import AggregateProjection
 from projector.retry.policy import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, retrying
+from projector.sinks.aggregates.keys import GROUP_KEY_ATTRIBUTE
+from projector.sinks.aggregates.numbers import NumberOutOfRange, fits
 from projector.sinks.aggregates.packing import pack
 from projector.sinks.aggregates.table import AggregateTable, Description, read_meta, write_meta
 from projector.sinks.aggregates.types import (
@@ -59,6 +62,9 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _IO_ERRORS = (ClientError, BotoCoreError, DeadlineExceeded)
+# Refusals of what a request holds: the whole request (ValidationException), or one action of it.
+REFUSED_REQUEST = frozenset({"ValidationException"})
+REFUSED_ACTION = frozenset({"ValidationError", "ItemCollectionSizeLimitExceeded"})
 
 
 class _Unprocessed(Exception):
@@ -71,6 +77,10 @@ class _Cancelled(Exception):
     def __init__(self, item_ids: set[str], codes: list[str]) -> None:
         super().__init__(f"TransactionCanceledException: {', '.join(sorted(set(codes))) or 'no reasons'}")
         self.item_ids = item_ids
+
+
+class _Refused(Exception):
+    """DynamoDB refused a transaction for what it holds (a key, an item's size, a number): not retryable."""
 
 
 class _Unfinished(Exception):
@@ -242,39 +252,66 @@ class _Batch:
             if folded.state is None:
                 continue
             after: Contributions = {} if folded.state.deleted else (folded.output or {})
-            plan.writes.append(
-                GenerationWrite(
-                    generation, record.token if record else None, folded.state, after, diff(after, before)
-                )
+            refusal = self._refusal(before, after)
+            if refusal is not None and not after and record is not None and self.sink.max_actions > 1:
+                # A record stored past the limit by earlier code: empty it in steps (its version kept,
+                # so the removal stays newer), then write the tombstone. Rows equal records at each step.
+                partial = {group: before[group] for group in sorted(before)[self.sink.max_actions - 1 :]}
+                step = GenerationWrite(generation, record.token, record.state, partial, diff(partial, before))
+                plan.writes.append(step)
+                plan.partial = True
+                continue
+            if refusal is None:
+                try:
+                    deltas = diff(after, before)
+                except NumberOutOfRange as error:
+                    refusal = f"{name}: {error}"
+            if refusal is not None:
+                return self._refuse(plan, folded.last, refusal)
+            token = record.token if record else None
+            plan.writes.append(GenerationWrite(generation, token, folded.state, after, deltas))
+        return plan
+
+    def _refusal(self, before: Contributions, after: Contributions) -> str | None:
+        """Why a record cannot move from ``before`` to ``after``, or None.
+
+        The limit counts the item's groups old and new: a record stored within it can always be
+        removed (one Put plus one ADD per stored group), so a deleted item never stays counted.
+        """
+        limit = self.sink.max_actions - 1
+        touched = len(before.keys() | after.keys())
+        if touched > limit:
+            return (
+                f"{self.projection.name}: an item's change touches {touched} groups (old and new); "
+                f"at most {limit} groups per item (one transaction of {self.sink.max_actions} actions)"
             )
+        return None
+
+    def _refuse(self, plan: ItemPlan, change: Change | None, reason: str) -> ItemPlan:
+        """The item's write is poison: nothing of it is written, its stored record stays as it is."""
+        logger.warning("%s: item %s refused: %s", self.projection.name, _digest(plan.item.item_id), reason)
+        plan.poison.append((change or plan.item.changes[-1], reason))
+        plan.writes, plan.applied = [], 0
         return plan
 
     def _render(self, change: Change) -> Contributions:
         return self.projection.contributions(change.image)  # type: ignore[arg-type]
 
     def _needs_write(self, plan: ItemPlan) -> bool:
-        """False for a plan settled without a write: nothing newer, or too big for one transaction."""
+        """False for a plan settled without a write: nothing newer, or refused (poison)."""
         if not plan.writes:
-            self._done(plan)
-            return False
-        actions = plan.unit.cost
-        if actions > self.sink.max_actions:
-            change = plan.last or plan.item.changes[-1]
-            plan.poison.append(
-                (
-                    change,
-                    f"item needs {actions} transaction actions; DynamoDB allows "
-                    f"{self.sink.max_actions} (too many groups per item)",
-                )
-            )
-            plan.writes, plan.applied = [], 0
             self._done(plan)
             return False
         return True
 
     def _commit(self, plans: list[ItemPlan]) -> None:
-        """Write one packed transaction, re-reading and re-folding items whose token moved, with retries."""
+        """Write one packed transaction, re-reading and re-folding items whose token moved, with retries.
+
+        A transaction DynamoDB refuses for what it holds (``_Refused``) is split: each item is sent on its
+        own, and an item refused alone is poison. One bad item never fails the others packed with it.
+        """
         pending = {plan.item.item_id: plan for plan in plans}
+        alone: set[str] = set()
         reread: set[str] = set()
         last_error: BaseException | None = None
 
@@ -290,13 +327,35 @@ class _Batch:
                         pending[item_id] = plan
                     else:
                         del pending[item_id]
-            for piece in pack([plan.unit for plan in pending.values()], self.sink.max_actions):
-                chunk = [unit.payload for unit in piece]
+            packed = [p for i, p in pending.items() if i not in alone]
+            queue = [
+                [unit.payload for unit in piece]
+                for piece in pack([p.unit for p in packed], self.sink.max_actions)
+            ]
+            queue += [[pending[i]] for i in sorted(alone & pending.keys())]
+            while queue:
+                chunk = queue.pop(0)
                 try:
-                    self._transact(chunk)
+                    self._send(chunk)
                 except _Cancelled as cancelled:
                     reread.update(cancelled.item_ids)
                     last_error = cancelled
+                    continue
+                except _Refused as refused:
+                    if len(chunk) > 1:
+                        logger.warning(
+                            "%s: a transaction of %d items was refused (%s); sending each item alone",
+                            self.projection.name,
+                            len(chunk),
+                            refused,
+                        )
+                        alone.update(plan.item.item_id for plan in chunk)
+                        queue.extend([plan] for plan in chunk)
+                        continue
+                    plan = chunk[0]
+                    reason = f"{self.projection.name}: DynamoDB refused the item's write: {refused}"
+                    self._done(self._refuse(plan, plan.last, reason))
+                    del pending[plan.item.item_id]
                     continue
                 except ClientError as error:
                     if is_transient(error):
@@ -313,6 +372,16 @@ class _Batch:
                     last_error = error
                     continue
                 for plan in chunk:
+                    if plan.partial:  # one step of emptying an oversized record: read it again, go on
+                        self.result.record_writes += len(plan.writes) + plan.committed
+                        found = self._read_records([plan.item], retry=False)
+                        again = self._plan(plan.item, found)
+                        if self._needs_write(again):
+                            pending[plan.item.item_id] = again
+                            queue.append([again])
+                        else:
+                            del pending[plan.item.item_id]
+                        continue
                     self._done(plan)
                     del pending[plan.item.item_id]
             if pending:
@@ -331,6 +400,22 @@ class _Batch:
             cause = error.cause if isinstance(error, _Unfinished) and error.cause else error
             self._fail([plan.item for plan in pending.values()], cause)
 
+    def _send(self, chunk: list[ItemPlan]) -> None:
+        """One transaction, or for an item whose generations do not fit one, one per generation.
+
+        Generations are independent (each has its own records and group rows), so an item written in
+        two generations during a rebuild may commit them one after the other: each stays exact, and a
+        generation already written is stale on a retry.
+        """
+        if len(chunk) > 1 or chunk[0].unit.cost <= self.sink.max_actions:
+            self._transact(chunk)
+            return
+        plan = chunk[0]
+        while plan.writes:
+            self._transact([ItemPlan(plan.item, writes=[plan.writes[0]])])
+            plan.writes.pop(0)
+            plan.committed += 1
+
     def _transact(self, plans: list[ItemPlan]) -> None:
         actions, owners, labels = self._actions(plans)
         self.result.transactions += 1
@@ -338,9 +423,14 @@ class _Batch:
         try:
             self.calls("transact_write_items", TransactItems=actions)
         except ClientError as error:
-            if error_code(error) != "TransactionCanceledException":
+            code = error_code(error)
+            if code in REFUSED_REQUEST:
+                raise _Refused(describe_error(error)) from error
+            if code != "TransactionCanceledException":
                 raise
             codes = [reason.get("Code") or "None" for reason in error.response.get("CancellationReasons", [])]
+            if any(code in REFUSED_ACTION for code in codes):
+                raise _Refused(", ".join(sorted(set(codes)))) from error
             if any(code not in TRANSIENT_REASONS and code != "ConditionalCheckFailed" for code in codes):
                 raise
             moved = {
@@ -390,15 +480,22 @@ class _Batch:
             measures = sorted(m for m, value in deltas.items() if value != 0)
             if not measures:
                 continue
+            if not all(fits(deltas[m]) for m in measures):  # each item's own delta fits: send them apart
+                raise _Refused("the summed change of a group row needs more digits than DynamoDB keeps")
+            adds = ", ".join(f"#m{i} :m{i}" for i in range(len(measures)))
             actions.append(
                 {
                     "Update": {
                         "TableName": self.table,
                         "Key": key(group_pk(name, group), generation_sk(generation)),
-                        "UpdateExpression": "ADD " + ", ".join(f"#m{i} :m{i}" for i in range(len(measures))),
-                        "ExpressionAttributeNames": {f"#m{i}": m for i, m in enumerate(measures)},
+                        "UpdateExpression": f"SET #group = :group ADD {adds}",
+                        "ExpressionAttributeNames": {
+                            "#group": GROUP_KEY_ATTRIBUTE,
+                            **{f"#m{i}": m for i, m in enumerate(measures)},
+                        },
                         "ExpressionAttributeValues": {
-                            f":m{i}": number(deltas[m]) for i, m in enumerate(measures)
+                            ":group": {"S": group},
+                            **{f":m{i}": number(deltas[m]) for i, m in enumerate(measures)},
                         },
                     }
                 }
@@ -411,13 +508,18 @@ class _Batch:
         self.result.applied += plan.applied
         self.result.stale += plan.stale
         self.result.poison.extend(plan.poison)
-        self.result.record_writes += len(plan.writes)
+        self.result.record_writes += len(plan.writes) + plan.committed
 
     def _fail(self, items: Sequence[ItemChanges], error: BaseException) -> None:
         reason = describe_error(error)
         logger.warning("%s: %d items not applied: %s", self.projection.name, len(items), reason)
         for item in items:
             self.result.failed[item.item_id] = reason
+
+
+def _digest(item_id: str) -> str:
+    """An item id fit for a log line: a hash, never the key's value."""
+    return hashlib.sha256(item_id.encode("utf-8", "surrogatepass")).hexdigest()[:12]
 
 
 def _merge(items: Sequence[ItemChanges]) -> list[ItemChanges]:
