@@ -26,7 +26,10 @@ class _Payload(BaseModel):
 
 
 def _iso(value: str) -> str:
-    datetime.fromisoformat(value.replace("Z", "+00:00"))  # raises for a value that is no ISO-8601 time
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("must be an ISO-8601 date-time") from None  # the value itself is never echoed
     return value
 
 

@@ -118,10 +118,14 @@ class EventStreamSink(Sink["EventStreamProjection"]):
                 result.requests = counter.count
                 return result
             store = EventStore(self.dynamodb, self.settings.source_table, projection.layout)
-            finals: list[dict[str, int]] = []
-            for target in targets:
-                finals.append(self._target(client, store, projection, target, streams, deadline, result))
-            self._account(projection, streams, finals, result)
+            bases: dict[str, int] = {}
+            finals = [
+                self._target(
+                    client, store, projection, target, streams, deadline, result, bases if i == 0 else {}
+                )
+                for i, target in enumerate(targets)
+            ]
+            self._account(streams, bases, finals[0], result)
         result.requests = counter.count
         logger.info(
             "%s: %d applied, %d stale, %d failed, %d poison, %d gap read(s) in %d request(s)",
@@ -175,8 +179,11 @@ class EventStreamSink(Sink["EventStreamProjection"]):
         streams: dict[str, _Stream],
         deadline: Deadline,
         result: EventSinkResult,
+        bases: dict[str, int],
     ) -> dict[str, int]:
-        """Fold and write every stream on ``target``; the version each stream's document reached."""
+        """Fold and write every stream on ``target``; the version each stream's document reached.
+
+        ``bases`` gets each stream's stored version as first read (what the batch found)."""
         final: dict[str, int] = {}
         pending = list(streams.values())
         for _ in range(CONFLICT_ROUNDS):
@@ -193,6 +200,7 @@ class EventStreamSink(Sink["EventStreamProjection"]):
                 state = stored[stream.stream_id].state
                 base = state.version if state else 0
                 final[stream.stream_id] = base
+                bases.setdefault(stream.stream_id, base)
                 self._fill_gap(projection, store, stream, base, deadline, result)
                 folded, stop = self._fold(projection, stream, state)
                 self._stopped(projection, stream, stop, result)
@@ -420,25 +428,25 @@ class EventStreamSink(Sink["EventStreamProjection"]):
     # accounting -----------------------------------------------------------------------------------------
     def _account(
         self,
-        projection: EventStreamProjection,
         streams: dict[str, _Stream],
-        finals: list[dict[str, int]],
+        bases: dict[str, int],
+        reached: dict[str, int],
         result: EventSinkResult,
     ) -> None:
-        """Counts from the target serving reads (the first): applied up to its final version, else stale."""
+        """Counts from the target serving reads (the first): a record above what was stored and up to
+        what was reached is applied; at or below what was stored it is stale (a replay or duplicate)."""
         poisoned = {id(change) for change, _ in result.poison}
-        reached = finals[0] if finals else {}
         for stream in streams.values():
             result.stale += len(stream.duplicates)
             if stream.stream_id in result.failed:
                 continue
-            top = reached.get(stream.stream_id, 0)
+            base, top = bases.get(stream.stream_id, 0), reached.get(stream.stream_id, 0)
             for version, (change, _) in stream.by_version.items():
                 if id(change) in poisoned:
                     continue
-                if version <= top:
+                if base < version <= top:
                     result.applied += 1
-                else:
+                elif version <= base:
                     result.stale += 1
 
     # plumbing -------------------------------------------------------------------------------------------
