@@ -124,6 +124,7 @@ def status(value: str) -> Any:
 
 order_views = EventStreamProjection(
     name="order_views",
+    key_attributes=("order_id",),  # the document field unique per stream (stable search paging)
     category=CATEGORY,
     document_id=order_id_of,
     version_field="version",

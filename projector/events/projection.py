@@ -38,14 +38,16 @@ def _unused_document(item: Item) -> dict[str, Any] | None:
     raise TypeError("an event stream projection is folded by the event sink, not rendered per item")
 
 
-def keyed_by_layout(data: Any) -> Any:
-    """Key attributes and version policy come from the layout: (stream id, version)."""
+def keyed_by_layout(data: Any, keys: str = "table") -> Any:
+    """Key attributes and version policy come from the layout: (stream id, version) for an aggregate
+    (each event is an item); for a stream document the default key is the stream id field."""
     if isinstance(data, dict):
         layout = data.get("layout") or projector_preset()
         if isinstance(layout, dict):
             layout = EventLayout.model_validate(layout)
         data = {**data, "layout": layout}
-        data.setdefault("key_attributes", layout.key_attributes)
+        default = layout.key_attributes if keys == "table" else (layout.stream_attribute,)
+        data.setdefault("key_attributes", default)
         data.setdefault("version", AttributeVersion(attribute=layout.version_attribute))
     return data
 
@@ -110,7 +112,8 @@ class EventStreamProjection(_EventSource, DocumentProjection):
     @model_validator(mode="before")
     @classmethod
     def _keys(cls, data: Any) -> Any:
-        return keyed_by_layout(data)
+        # key_attributes of a stream document: the document field(s) unique per stream (search pages by it)
+        return keyed_by_layout(data, keys="document")
 
     @model_validator(mode="after")
     def _build_catalog(self) -> EventStreamProjection:

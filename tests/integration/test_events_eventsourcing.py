@@ -70,6 +70,7 @@ class TrickAdded(BaseModel):
 
 dogs = EventStreamProjection(
     name="dogs",
+    key_attributes=("dog_id",),
     layout=eventsourcing_preset(),
     category="Dog",
     version_field="version",
