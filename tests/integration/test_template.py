@@ -213,6 +213,7 @@ def test_sam_transform_offline_produces_the_expected_resources() -> None:
         "FunctionLogGroup": "AWS::Logs::LogGroup",
         "OpenSearchDomain": "AWS::OpenSearchService::Domain",
         "FunctionRole": "AWS::IAM::Role",
+        "EventGapsPolicy": "AWS::IAM::Policy",  # only for an events table source (SourceIsEventsTable)
         "ProjectorFunction": "AWS::Lambda::Function",
         "ProjectorFunctionStream": "AWS::Lambda::EventSourceMapping",
         "IteratorAgeAlarm": "AWS::CloudWatch::Alarm",
@@ -222,6 +223,9 @@ def test_sam_transform_offline_produces_the_expected_resources() -> None:
     }
     assert out["Resources"]["SourceTable"]["Condition"] == "CreateSourceTable"
     assert out["Resources"]["OpenSearchDomain"]["Condition"] == "CreateDomain"
+    gaps = out["Resources"]["EventGapsPolicy"]
+    assert gaps["Condition"] == "EventsSource"
+    assert [s["Action"] for s in gaps["Properties"]["PolicyDocument"]["Statement"]] == [["dynamodb:Query"]]
     # The role is ours: SAM adds no role, no managed policy, no policy of its own.
     function = out["Resources"]["ProjectorFunction"]["Properties"]
     assert function["Role"] == {"Fn::GetAtt": ["FunctionRole", "Arn"]}
