@@ -8,10 +8,11 @@ from typing import Any
 
 import pytest
 
+from devservers.event_workload import next_events
 from projector.events import ConcurrencyError
 from projector.sinks.opensearch import indexes
 from tests.integration.test_backfill import StreamApplier, backfill, verify
-from tests.support.events import ORDER_EVENTS, assert_exact, events_runtime, next_events, store
+from tests.support.events import ORDER_EVENTS, assert_exact, events_runtime, store
 
 pytestmark = pytest.mark.integration
 
@@ -51,15 +52,15 @@ def seed(runtime: Any, streams: int, seed_value: int = 5) -> None:
 def test_backfill_and_rebuild_while_appends_flow_lose_nothing(
     runtime: Any, opensearch: Any, dynamodb: Any, dynamodbstreams: Any
 ) -> None:
-    seed(runtime, 30)
+    seed(runtime, 16)
     applier = StreamApplier(runtime, dynamodb, dynamodbstreams, batch=25)
     applier.start()
-    appender = Appender(runtime, seed=8, streams=40)  # streams 30..39 begin during the backfill
+    appender = Appender(runtime, seed=8, streams=22)  # streams 16..21 begin during the backfill
     appender.start()
     try:
-        report = backfill(runtime, segments=3, page_size=17)
+        report = backfill(runtime, segments=3, page_size=11)
         assert report.status == "finished", report.to_json()
-        rebuilt = backfill(runtime, segments=2, page_size=23, rebuild=True)
+        rebuilt = backfill(runtime, segments=2, page_size=13, rebuild=True)
         assert rebuilt.status == "finished", rebuilt.to_json()
     finally:
         appender.halt.set()

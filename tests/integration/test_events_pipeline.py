@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from devservers.event_workload import next_events
 from projector.retry import Deadline
-from tests.support.events import ORDER_EVENTS, assert_exact, events_runtime, next_events, store
+from tests.support.events import ORDER_EVENTS, assert_exact, events_runtime, store
 from tests.support.streams import capture_records
 
 pytestmark = pytest.mark.integration

@@ -18,12 +18,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from devservers.event_workload import next_events
 from projector.events.fold import fold_all
 from projector.retry import Deadline
 from projector.sinks.aggregates import read_aggregate
 from projector.sinks.opensearch.serializer import to_json
 from projector.sinks.opensearch.types import META_FIELD
-from tests.support.events import ORDER_EVENTS, events_runtime, next_events, store, table_items
+from tests.support.events import ORDER_EVENTS, events_runtime, store, table_items
 from tests.support.streams import capture_records
 
 pytestmark = pytest.mark.integration
