@@ -152,6 +152,8 @@ class EventStreamSink(Sink["EventStreamProjection"]):
                 try:
                     recorded = recorded_event(change.new_image, projection.layout)
                     projection.check_stream_id(recorded.stream_id)
+                    if recorded.stream_id != entry.item_id:
+                        raise EventError(projection.layout.stream_attribute, "differs from the record's key")
                 except EventError as error:
                     result.poison.append((change, str(error)))
                     continue
