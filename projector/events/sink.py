@@ -232,16 +232,18 @@ class EventStreamSink(Sink["EventStreamProjection"]):
         for start in range(0, len(streams), size):
             chunk = streams[start : start + size]
             ids = [projection.doc_id(stream.stream_id) for stream in chunk]
-            response = self._call(
-                deadline,
-                f"mget from {target}",
-                lambda ids=ids: client.mget(
+
+            def once(ids: list[str] = ids) -> dict[str, Any]:
+                response = client.mget(
                     index=target, body={"ids": ids}, realtime=True, request_timeout=self._timeout(deadline)
-                ),
-            )
+                )
+                failed = [doc["error"] for doc in response["docs"] if "error" in doc]
+                if failed:  # e.g. a new generation's shard still recovering: ask again
+                    raise _Retry(f"mget of {len(failed)} document(s) failed: {failed[0]}")
+                return response
+
+            response = self._call(deadline, f"mget from {target}", once)
             for stream, doc in zip(chunk, response["docs"], strict=True):
-                if "error" in doc:
-                    raise RuntimeError(f"mget of a document failed: {doc['error']}")
                 found[stream.stream_id] = stored_of(doc)
         return found
 
