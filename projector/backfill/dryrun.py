@@ -76,7 +76,8 @@ class CollectingSink(Sink[Projection]):
         return result
 
     def _events(self, projection: Any, items: Sequence[ItemChanges], result: SinkResult) -> SinkResult:
-        """Event streams: every event is read and typed as the event sink would; one document per stream."""
+        """Event streams: every event is read and typed as the event sink would; one document per stream
+        (a stream split across two pages counts once per page: an estimate, like ItemCount)."""
         from projector.events.types import EventError
 
         streams: set[str] = set()

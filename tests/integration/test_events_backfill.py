@@ -119,3 +119,13 @@ def assert_exact_without_ghost(runtime: Any, opensearch: Any, index: str) -> Non
     assert ghost["_projector"]["visible"] is False  # now a hidden tombstone
     opensearch.delete(index=index, id="GHOST")
     assert_exact(runtime, opensearch)
+
+
+def test_a_dry_run_reads_every_event_and_writes_nothing(runtime: Any, opensearch: Any) -> None:
+    seed(runtime, 6)
+    report = backfill(runtime, segments=2, dry_run=True)
+    assert report.status == "finished"
+    assert report.would_write["order_views"] == {"documents": 6, "hidden": 0}
+    alias = runtime.settings.index_prefix + "order_views"
+    opensearch.indices.refresh(index=alias)
+    assert opensearch.count(index=alias)["count"] == 0
