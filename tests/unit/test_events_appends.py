@@ -28,9 +28,12 @@ def _store(client, layout=None) -> EventStore:
 def test_append_then_read_in_version_order(client) -> None:
     store = _store(client)
     assert store.append("order-1", [("OrderPlaced", {"order_id": "1"})], expected_version=0) == 1
-    assert store.append(
-        "order-1", [NewEvent("ItemAdded", {"qty": 2, "price": Decimal("9.99")})] * 3, expected_version=1
-    ) == 4
+    assert (
+        store.append(
+            "order-1", [NewEvent("ItemAdded", {"qty": 2, "price": Decimal("9.99")})] * 3, expected_version=1
+        )
+        == 4
+    )
     events = list(store.read("order-1"))
     assert [e.version for e in events] == [1, 2, 3, 4]
     assert events[1].data == {"qty": Decimal(2), "price": Decimal("9.99")}
