@@ -19,23 +19,32 @@ import contextlib
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from projector.changes.types import ChangeKind
 from projector.events.documents import Stored, index_line, stored_of
 from projector.events.fold import FoldStop, StreamState, fold
+from projector.events.outcome import (
+    MISSING,
+    EventSinkResult,
+    Missing,
+    Poison,
+    StreamBatch,
+    account,
+    fail,
+    hold,
+    stopped,
+)
 from projector.events.store import EventStore
 from projector.events.types import Event, EventError, read_version, recorded_event
 from projector.retry.policy import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, retrying
-from projector.sinks.base import ItemChanges, Sink, SinkResult
+from projector.sinks.base import ItemChanges, Sink
 from projector.sinks.opensearch import indexes
 from projector.sinks.opensearch.client import CountingClient, RequestCounter
 from projector.sinks.opensearch.errors import RETRYABLE_STATUS, describe_error, is_retryable
 from projector.sinks.opensearch.types import WriteLimits
 
 if TYPE_CHECKING:
-    from projector.changes.types import Change
     from projector.config.settings import Settings
     from projector.events.projection import EventStreamProjection
     from projector.retry.deadline import Deadline
@@ -45,42 +54,6 @@ logger = logging.getLogger(__name__)
 CONFLICT_ROUNDS = 4
 _ensured: set[tuple[str, str]] = set()
 _lock = threading.Lock()
-
-
-@dataclass(slots=True)
-class EventSinkResult(SinkResult):
-    """A SinkResult with the gap reads made and, per failed stream, its first unapplied record."""
-
-    gap_reads: int = 0
-    unapplied: dict[str, Change] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class _Poison:
-    reason: str
-
-
-@dataclass(slots=True)
-class _Stream:
-    """One stream's records in the batch, by version (the first of duplicates), and the rest."""
-
-    stream_id: str
-    by_version: dict[int, tuple[Change, Event | _Poison | None]] = field(default_factory=dict)
-    duplicates: list[Change] = field(default_factory=list)
-    gap: dict[int, Event | _Poison | None] = field(default_factory=dict)
-    gap_read: bool = False
-
-    def step(self, version: int) -> Event | _Poison | _Missing | None:
-        if version in self.by_version:
-            return self.by_version[version][1]
-        return self.gap.get(version, _MISSING)
-
-
-class _Missing:
-    pass
-
-
-_MISSING = _Missing()
 
 
 class EventStreamSink(Sink["EventStreamProjection"]):
@@ -114,7 +87,7 @@ class EventStreamSink(Sink["EventStreamProjection"]):
                 message = f"cannot resolve the indexes of {projection.name}: {describe_error(error)}"
                 logger.error(message)
                 for stream in streams.values():
-                    self._fail(result, stream, 0, message)
+                    fail(result, stream, 0, message)
                 result.requests = counter.count
                 return result
             store = EventStore(self.dynamodb, self.settings.source_table, projection.layout)
@@ -125,7 +98,7 @@ class EventStreamSink(Sink["EventStreamProjection"]):
                 )
                 for i, target in enumerate(targets)
             ]
-            self._account(streams, bases, finals[0], result)
+            account(streams, bases, finals[0], result)
         result.requests = counter.count
         logger.info(
             "%s: %d applied, %d stale, %d failed, %d poison, %d gap read(s) in %d request(s)",
@@ -142,8 +115,8 @@ class EventStreamSink(Sink["EventStreamProjection"]):
     # parsing --------------------------------------------------------------------------------------------
     def _parse(
         self, projection: EventStreamProjection, items: Sequence[ItemChanges], result: EventSinkResult
-    ) -> dict[str, _Stream]:
-        streams: dict[str, _Stream] = {}
+    ) -> dict[str, StreamBatch]:
+        streams: dict[str, StreamBatch] = {}
         for entry in items:
             for change in entry.changes:
                 if change.kind is ChangeKind.REMOVE or change.new_image is None:
@@ -161,10 +134,10 @@ class EventStreamSink(Sink["EventStreamProjection"]):
                     result.stale += 1  # another category's stream: not this projection's
                     continue
                 try:
-                    step: Event | _Poison | None = projection.catalog.typed(recorded)
+                    step: Event | Poison | None = projection.catalog.typed(recorded)
                 except EventError as error:
-                    step = _Poison(str(error))
-                stream = streams.setdefault(recorded.stream_id, _Stream(recorded.stream_id))
+                    step = Poison(str(error))
+                stream = streams.setdefault(recorded.stream_id, StreamBatch(recorded.stream_id))
                 if recorded.version in stream.by_version:
                     stream.duplicates.append(change)
                 else:
@@ -178,7 +151,7 @@ class EventStreamSink(Sink["EventStreamProjection"]):
         store: EventStore,
         projection: EventStreamProjection,
         target: str,
-        streams: dict[str, _Stream],
+        streams: dict[str, StreamBatch],
         deadline: Deadline,
         result: EventSinkResult,
         bases: dict[str, int],
@@ -195,7 +168,7 @@ class EventStreamSink(Sink["EventStreamProjection"]):
                 stored = self._read(client, projection, target, pending, deadline)
             except Exception as error:
                 for stream in pending:
-                    self._fail(result, stream, 0, f"mget from {target}: {describe_error(error)}")
+                    fail(result, stream, 0, f"mget from {target}: {describe_error(error)}")
                 return final
             lines: dict[str, tuple[bytes, int]] = {}
             for stream in pending:
@@ -205,18 +178,18 @@ class EventStreamSink(Sink["EventStreamProjection"]):
                 bases.setdefault(stream.stream_id, base)
                 self._fill_gap(projection, store, stream, base, deadline, result)
                 folded, stop = self._fold(projection, stream, state)
-                self._stopped(projection, stream, stop, result)
+                stopped(stream, stop, result)
                 if folded is not None and folded.version > base:
                     try:
                         line = index_line(target, projection.doc_id(stream.stream_id), folded)
                     except ValueError as error:
-                        self._hold(stream, base, f"document not writable: {error}", result, first=True)
+                        hold(stream, base, f"document not writable: {error}", result, first=True)
                         continue
                     lines[stream.stream_id] = (line, folded.version)
             conflicts = self._write(client, target, lines, streams, deadline, result, final)
             pending = [streams[stream_id] for stream_id in conflicts]
         for stream in pending:
-            self._fail(result, stream, final.get(stream.stream_id, 0), "version conflicts kept coming")
+            fail(result, stream, final.get(stream.stream_id, 0), "version conflicts kept coming")
         return final
 
     def _read(
@@ -224,7 +197,7 @@ class EventStreamSink(Sink["EventStreamProjection"]):
         client: Any,
         projection: EventStreamProjection,
         target: str,
-        streams: list[_Stream],
+        streams: list[StreamBatch],
         deadline: Deadline,
     ) -> dict[str, Stored]:
         found: dict[str, Stored] = {}
@@ -251,14 +224,14 @@ class EventStreamSink(Sink["EventStreamProjection"]):
         self,
         projection: EventStreamProjection,
         store: EventStore,
-        stream: _Stream,
+        stream: StreamBatch,
         base: int,
         deadline: Deadline,
         result: EventSinkResult,
     ) -> None:
         """One Query for the versions between the stored one and the batch's newest that the batch lacks."""
         top = max(stream.by_version)
-        missing = [v for v in range(base + 1, top) if stream.step(v) is _MISSING]
+        missing = [v for v in range(base + 1, top) if stream.step(v) is MISSING]
         if not missing:
             return
         low, high = missing[0], missing[-1]
@@ -281,25 +254,25 @@ class EventStreamSink(Sink["EventStreamProjection"]):
             except EventError as error:
                 # An item with no usable version cannot fill the gap, which stays (and is reported).
                 with contextlib.suppress(EventError):
-                    stream.gap[read_version(item, store.layout)] = _Poison(str(error))
+                    stream.gap[read_version(item, store.layout)] = Poison(str(error))
                 continue
             try:
                 stream.gap[recorded.version] = projection.catalog.typed(recorded)
             except EventError as error:
-                stream.gap[recorded.version] = _Poison(str(error))
+                stream.gap[recorded.version] = Poison(str(error))
 
     def _fold(
-        self, projection: EventStreamProjection, stream: _Stream, state: StreamState | None
+        self, projection: EventStreamProjection, stream: StreamBatch, state: StreamState | None
     ) -> tuple[StreamState | None, FoldStop | None]:
         base = state.version if state else 0
         steps: list[tuple[int, Event | None]] = []
         stop: FoldStop | None = None
         for version in range(base + 1, max(stream.by_version) + 1):
             step = stream.step(version)
-            if isinstance(step, _Missing):
+            if isinstance(step, Missing):
                 stop = FoldStop(version, f"version {version} is not in the events table", gap=True)
                 break
-            if isinstance(step, _Poison):
+            if isinstance(step, Poison):
                 stop = FoldStop(version, step.reason)
                 break
             steps.append((version, step))
@@ -309,69 +282,13 @@ class EventStreamSink(Sink["EventStreamProjection"]):
         return outcome.state, outcome.stop or stop
 
     # stops and failures ---------------------------------------------------------------------------------
-    def _stopped(
-        self, projection: EventStreamProjection, stream: _Stream, stop: FoldStop | None, result: Any
-    ) -> None:
-        if stop is None:
-            return
-        later = sorted(v for v in stream.by_version if v >= stop.version)
-        if not later:
-            return
-        if stop.gap:
-            self._fail(result, stream, stop.version - 1, stop.reason)
-            return
-        self._hold(stream, stop.version - 1, stop.reason, result, first=False, poison_at=stop.version)
-
-    def _hold(
-        self,
-        stream: _Stream,
-        version: int,
-        reason: str,
-        result: EventSinkResult,
-        first: bool,
-        poison_at: int | None = None,
-    ) -> None:
-        """Dead-letter the stream's batch records above ``version``: the poison itself, the rest held."""
-        seen = {id(change) for change, _ in result.poison}
-        for v in sorted(stream.by_version):
-            if v <= version:
-                continue
-            change = stream.by_version[v][0]
-            if id(change) in seen:
-                continue
-            if v == poison_at or first:
-                result.poison.append((change, reason))
-                first = False
-            else:
-                result.poison.append(
-                    (change, f"held: stream {stream.stream_id} stopped at version {version} ({reason})")
-                )
-
-    def _fail(self, result: EventSinkResult, stream: _Stream, version: int, reason: str) -> None:
-        later = [v for v in sorted(stream.by_version) if v > version]
-        if not later:
-            return
-        change = stream.by_version[later[0]][0]
-        previous = result.unapplied.get(stream.stream_id)
-        if previous is None or change.batch_index < previous.batch_index:
-            result.unapplied[stream.stream_id] = change
-        if stream.stream_id not in result.failed:
-            result.failed[stream.stream_id] = reason
-            logger.warning(
-                "stream %s stopped at version %d: %s; first unapplied record: %s",
-                stream.stream_id,
-                version,
-                reason,
-                change.sequence_number or f"#{change.batch_index}",
-            )
-
     # writing --------------------------------------------------------------------------------------------
     def _write(
         self,
         client: Any,
         target: str,
         lines: dict[str, tuple[bytes, int]],
-        streams: dict[str, _Stream],
+        streams: dict[str, StreamBatch],
         deadline: Deadline,
         result: EventSinkResult,
         final: dict[str, int],
@@ -400,7 +317,7 @@ class EventStreamSink(Sink["EventStreamProjection"]):
                         reason = (
                             f"opensearch refused the document: {error.get('type')}: {error.get('reason')}"
                         )
-                        self._hold(streams[stream_id], final.get(stream_id, 0), reason, result, first=True)
+                        hold(streams[stream_id], final.get(stream_id, 0), reason, result, first=True)
             pending = again
             if pending:
                 raise _Retry(f"{len(pending)} document(s) got a retryable answer")
@@ -411,7 +328,7 @@ class EventStreamSink(Sink["EventStreamProjection"]):
             self._call(deadline, f"bulk write to {target}", send)
         except Exception as error:
             for stream_id in pending:
-                self._fail(result, streams[stream_id], final.get(stream_id, 0), describe_error(error))
+                fail(result, streams[stream_id], final.get(stream_id, 0), describe_error(error))
         return conflicts
 
     def _chunks(self, ids: list[str], lines: dict[str, tuple[bytes, int]]) -> list[list[str]]:
@@ -428,30 +345,6 @@ class EventStreamSink(Sink["EventStreamProjection"]):
         if current:
             chunks.append(current)
         return chunks
-
-    # accounting -----------------------------------------------------------------------------------------
-    def _account(
-        self,
-        streams: dict[str, _Stream],
-        bases: dict[str, int],
-        reached: dict[str, int],
-        result: EventSinkResult,
-    ) -> None:
-        """Counts from the target serving reads (the first): a record above what was stored and up to
-        what was reached is applied; at or below what was stored it is stale (a replay or duplicate)."""
-        poisoned = {id(change) for change, _ in result.poison}
-        for stream in streams.values():
-            result.stale += len(stream.duplicates)
-            if stream.stream_id in result.failed:
-                continue
-            base, top = bases.get(stream.stream_id, 0), reached.get(stream.stream_id, 0)
-            for version, (change, _) in stream.by_version.items():
-                if id(change) in poisoned:
-                    continue
-                if base < version <= top:
-                    result.applied += 1
-                elif version <= base:
-                    result.stale += 1
 
     # plumbing -------------------------------------------------------------------------------------------
     def _timeout(self, deadline: Deadline) -> float:

@@ -140,7 +140,7 @@ def test_a_gap_missing_from_the_table_stops_only_its_stream(
         if (r not in first_two and r["dynamodb"]["NewImage"]["version"]["N"] != "3")
         or r["dynamodb"]["Keys"]["stream_id"]["S"] == "order-0002"
     ]
-    with caplog.at_level("WARNING", logger="projector.events.sink"):
+    with caplog.at_level("WARNING", logger="projector.events"):
         outcome = process(runtime, rest)
     assert outcome.first_failed is not None
     first_unapplied = rest[outcome.first_failed]
