@@ -150,6 +150,7 @@ def record_batch(outcome: BatchOutcome, duration_ms: float) -> None:
         value=0 if outcome.first_failed is None else outcome.records - outcome.first_failed,
     )
     metrics.add_metric(name="TtlDeletes", unit=MetricUnit.Count, value=outcome.expired_deletes)
+    metrics.add_metric(name="GapReads", unit=MetricUnit.Count, value=outcome.gap_reads)  # event streams
     metrics.add_metric(name="BatchDuration", unit=MetricUnit.Milliseconds, value=duration_ms)
     if outcome.max_lag_s is not None:
         metrics.add_metric(name="StreamLag", unit=MetricUnit.Milliseconds, value=outcome.max_lag_s * 1000)

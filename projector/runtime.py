@@ -58,6 +58,15 @@ class Runtime:
         return AggregateSink(self.dynamodb, self.settings)
 
     @cached_property
+    def event_sink(self) -> Any:
+        """events hook: the sink folding event streams (None without event stream projections)."""
+        if not any(getattr(p, "kind", None) == "event_stream" for p in self.registry.documents):
+            return None
+        from projector.events.sink import EventStreamSink
+
+        return EventStreamSink(self.opensearch, self.dynamodb, self.settings)
+
+    @cached_property
     def dead_letters(self) -> DeadLetterStore:
         from projector.deadletters.store import open_store
 
@@ -67,4 +76,10 @@ class Runtime:
     def processor(self) -> BatchProcessor:
         from projector.pipeline.processor import BatchProcessor
 
-        return BatchProcessor(self.registry, self.document_sink, self.aggregate_sink, self.dead_letters)
+        return BatchProcessor(
+            self.registry,
+            self.document_sink,
+            self.aggregate_sink,
+            self.dead_letters,
+            event_sink=self.event_sink,
+        )

@@ -53,8 +53,16 @@ def setup(runtime: Runtime, with_source_table: bool = False) -> dict[str, Any]:
     settings, registry = runtime.settings, runtime.registry
     report: dict[str, Any] = {"indexes": [], "aggregates_table": None, "source_table": None}
     if with_source_table:
-        keys = registry.all[0].key_attributes
-        created = create_source_table(runtime.dynamodb, settings.source_table, keys)
+        from projector.events.projection import layout_for  # events hook: an events table as the source
+
+        layout = layout_for(registry.all)
+        if layout is not None:
+            from projector.events.store import create_events_table
+
+            created = create_events_table(runtime.dynamodb, settings.source_table, layout)
+        else:
+            keys = registry.all[0].key_attributes
+            created = create_source_table(runtime.dynamodb, settings.source_table, keys)
         report["source_table"] = {"name": settings.source_table, "created": created}
     check_source_key(runtime)
     if registry.documents:

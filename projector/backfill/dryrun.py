@@ -46,6 +46,8 @@ class CollectingSink(Sink[Projection]):
 
     def apply(self, projection: Projection, items: Sequence[ItemChanges], deadline: Deadline) -> SinkResult:
         result = SinkResult()
+        if getattr(projection, "kind", None) == "event_stream":  # events hook
+            return self._events(projection, items, result)
         scheme = scheme_for(projection.version)
         render = _renderer(projection)
         tally = WouldWrite()
@@ -71,6 +73,25 @@ class CollectingSink(Sink[Projection]):
             total.hidden += tally.hidden
             total.contributions += tally.contributions
             total.groups |= tally.groups
+        return result
+
+    def _events(self, projection: Any, items: Sequence[ItemChanges], result: SinkResult) -> SinkResult:
+        """Event streams: every event is read and typed as the event sink would; one document per stream
+        (a stream split across two pages counts once per page: an estimate, like ItemCount)."""
+        from projector.events.types import EventError
+
+        streams: set[str] = set()
+        for entry in items:
+            for change in entry.changes:
+                try:
+                    projection.typed_event(change.image or {})
+                except EventError as error:
+                    result.poison.append((change, str(error)))
+                    continue
+                result.applied += 1
+                streams.add(entry.item_id)
+        with self._lock:
+            self.would_write.setdefault(projection.name, WouldWrite()).documents += len(streams)
         return result
 
 

@@ -44,8 +44,14 @@ def redrive_backfill_letter(runtime: Runtime, letter: DeadLetter) -> tuple[bool,
         return True, None
     registry = runtime.registry
     projections = [registry.get(letter.projection)] if letter.projection else list(registry.all)
+    from projector.events.projection import is_event_stream
+
     sinks = {
-        p.name: runtime.document_sink if isinstance(p, DocumentProjection) else runtime.aggregate_sink
+        p.name: runtime.event_sink  # events hook
+        if is_event_stream(p)
+        else runtime.document_sink
+        if isinstance(p, DocumentProjection)
+        else runtime.aggregate_sink
         for p in projections
     }
     applier = PageApplier(

@@ -367,8 +367,12 @@ class Backfill:
         return report
 
     def _sink(self, projection: Projection) -> Sink:
+        from projector.events.projection import is_event_stream
+
         sink = (
-            self.runtime.document_sink
+            self.runtime.event_sink  # events hook: streams are folded by the event sink
+            if is_event_stream(projection)
+            else self.runtime.document_sink
             if isinstance(projection, DocumentProjection)
             else self.runtime.aggregate_sink
         )

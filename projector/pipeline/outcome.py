@@ -23,6 +23,7 @@ class BatchOutcome:
     max_lag_s: float | None = None
     requests: int = 0
     store_poison: bool = True
+    gap_reads: int = 0  # events: Queries that read versions a batch lacked
 
     def fail_at(self, index: int, sequence: str | None, reason: str) -> None:
         if self.first_failed is None or index < self.first_failed:
@@ -49,4 +50,5 @@ class BatchOutcome:
             "last_sequence": self.last_sequence,
             "max_lag_s": self.max_lag_s,
             "requests": self.requests,
+            "gap_reads": self.gap_reads,
         }

@@ -41,12 +41,14 @@ class BatchProcessor:
         aggregate_sink: Sink[AggregateProjection] | None,
         dead_letters: DeadLetterStore,
         parallel: bool = True,
+        event_sink: Sink[Any] | None = None,
     ) -> None:
         self.registry = registry
         self.document_sink = document_sink
         self.aggregate_sink = aggregate_sink
         self.dead_letters = dead_letters
         self.parallel = parallel
+        self.event_sink = event_sink  # events hook: the sink of event stream projections
 
     def process(
         self,
@@ -119,12 +121,13 @@ class BatchProcessor:
         for projection, result in results:
             items = {item.item_id: item for item in grouped[projection.name]}
             outcome.requests += result.requests
+            outcome.gap_reads += getattr(result, "gap_reads", 0)  # events hook
+            unapplied = getattr(result, "unapplied", {})  # events hook: a stream's first unapplied record
             for item_id, error in result.failed.items():
                 item = items[item_id]
                 applied_everywhere.difference_update(change.batch_index for change in item.changes)
-                outcome.fail_at(
-                    item.first_index, item.changes[0].sequence_number, f"{projection.name}: {error}"
-                )
+                first = unapplied.get(item_id) or item.changes[0]
+                outcome.fail_at(first.batch_index, first.sequence_number, f"{projection.name}: {error}")
             for change, error in result.poison:
                 logger.warning(
                     "poison change at record %d for %s dead-lettered: %s",
@@ -149,7 +152,10 @@ class BatchProcessor:
         outcome.applied = len([c for c in changes if c.batch_index in applied_everywhere])
 
     def _sink_for(self, projection: Projection) -> Sink:
-        sink = self.document_sink if isinstance(projection, DocumentProjection) else self.aggregate_sink
+        if getattr(projection, "kind", None) == "event_stream":  # events hook
+            sink = self.event_sink
+        else:
+            sink = self.document_sink if isinstance(projection, DocumentProjection) else self.aggregate_sink
         if sink is None:
             raise RuntimeError(f"no sink configured for projection {projection.name!r}")
         return sink

@@ -67,6 +67,10 @@ class Projection(BaseModel):
             raise ValueError(f"projection names are lowercase [a-z0-9_], starting with a letter: {value!r}")
         return value
 
+    def source_key(self) -> tuple[str, ...]:
+        """The source table's key attributes this projection expects (checked at setup and cold start)."""
+        return tuple(self.key_attributes)
+
     def item_id(self, keys: Item) -> str:
         """The stable id of a source item: its key value, or a JSON pair for a composite key."""
         try:

@@ -78,5 +78,8 @@ def _import_tree(name: str) -> list:
     modules = [module]
     for info in pkgutil.iter_modules(getattr(module, "__path__", []), prefix=f"{name}."):
         if not info.name.rsplit(".", 1)[-1].startswith("_"):
-            modules.append(importlib.import_module(info.name))
+            submodule = importlib.import_module(info.name)
+            # events hook: a module over another source table (an events table) is loaded only by name
+            if not getattr(submodule, "PROJECTOR_LOAD_EXPLICITLY", False):
+                modules.append(submodule)
     return modules

@@ -40,10 +40,10 @@ def describe_key(client: Any, table: str) -> tuple[str, ...] | None:
 
 def check_keys(projections: Iterable[Projection], table: str, key: tuple[str, ...]) -> None:
     """Raise one error naming every projection whose ``key_attributes`` differ from the table's key."""
-    wrong = [projection for projection in projections if tuple(projection.key_attributes) != key]
+    wrong = [projection for projection in projections if projection.source_key() != key]
     if not wrong:
         return
-    lines = "; ".join(f"projection {p.name!r} has key_attributes {_show(p.key_attributes)}" for p in wrong)
+    lines = "; ".join(f"projection {p.name!r} has key_attributes {_show(p.source_key())}" for p in wrong)
     raise KeyMismatchError(
         f"{lines}, but table {table!r} is keyed by {_show(key)} (partition key, then sort key): "
         "set key_attributes to the table's key"

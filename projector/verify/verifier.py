@@ -63,7 +63,8 @@ class Verifier:
         names = options.projections
         self.projections = [registry.get(name) for name in names] if names else list(registry.all)
         self.stop = threading.Event()
-        self._stable: dict[str, list[Candidate]] = {}
+        self._stable: dict[str, list[Any]] = {}
+        self._streams: dict[str, Any] = {}  # events hook: the stream checks of the last verify
 
     def run(self) -> VerifyReport:
         report = self.verify()
@@ -80,8 +81,14 @@ class Verifier:
             SourceTable.describe(self.runtime.dynamodb, self.runtime.settings.source_table),
             self.options.segments,
         )
+        from projector.events.projection import is_event_stream  # events hook: streams vs. their folds
+        from projector.events.verify import StreamCheck
+
+        streams = [StreamCheck(self.runtime, p) for p in self.projections if is_event_stream(p)]
         documents = [
-            DocumentCheck(self.runtime, p) for p in self.projections if isinstance(p, DocumentProjection)
+            DocumentCheck(self.runtime, p)
+            for p in self.projections
+            if isinstance(p, DocumentProjection) and not is_event_stream(p)
         ]
         groups = [GroupCheck(self.runtime, p) for p in self.projections if isinstance(p, AggregateProjection)]
         first: dict[str, list[Candidate]] = {check.projection.name: [] for check in documents}
@@ -95,15 +102,18 @@ class Verifier:
                     first[check.projection.name].extend(found)
             for group_check in groups:
                 group_check.add(items)
+            for stream_check in streams:
+                stream_check.add(items)
 
         report = VerifyReport(checked=source.scan(on_page))
+        stream_first = {check.projection.name: check.candidates() for check in streams}
         for check in documents:
             first[check.projection.name].extend(check.extras())
         rows = read_group_rows(self.runtime, groups)
         group_first = {
             check.projection.name: check.differences(rows[check.projection.name]) for check in groups
         }
-        if any(first.values()) or any(group_first.values()):
+        if any(first.values()) or any(group_first.values()) or any(stream_first.values()):
             logger.info(
                 "verify: %d candidate(s); re-checking in %.1f s",
                 sum(map(len, first.values())) + sum(map(len, group_first.values())),
@@ -114,6 +124,10 @@ class Verifier:
             report.projections[check.projection.name] = self._settle_documents(
                 check, source, first[check.projection.name], report.checked
             )
+        for stream_check in streams:
+            name = stream_check.projection.name
+            report.projections[name], self._stable[name] = stream_check.settle(stream_first[name])
+            self._streams[name] = stream_check
         for group_check in groups:
             name = group_check.projection.name
             report.projections[name] = self._settle_groups(
@@ -182,7 +196,10 @@ class Verifier:
             verdict = report.projections[projection.name]
             if not verdict.drift:
                 continue
-            if isinstance(projection, DocumentProjection):
+            if projection.name in self._streams:  # events hook
+                stream_check = self._streams[projection.name]
+                verdict.repaired = sum(stream_check.repair(c) for c in self._stable[projection.name])
+            elif isinstance(projection, DocumentProjection):
                 check = DocumentCheck(self.runtime, projection)
                 verdict.repaired = sum(check.repair(candidate) for candidate in self._stable[projection.name])
             else:

@@ -233,6 +233,7 @@ def test_sam_transform_offline_produces_the_expected_resources() -> None:
         "FunctionLogGroup": "AWS::Logs::LogGroup",
         "OpenSearchDomain": "AWS::OpenSearchService::Domain",
         "FunctionRole": "AWS::IAM::Role",
+        "EventGapsPolicy": "AWS::IAM::Policy",  # only for an events table source (SourceIsEventsTable)
         "ProjectorFunction": "AWS::Lambda::Function",
         "ProjectorFunctionStream": "AWS::Lambda::EventSourceMapping",
         "IteratorAgeAlarm": "AWS::CloudWatch::Alarm",
@@ -255,6 +256,9 @@ def test_sam_transform_offline_produces_the_expected_resources() -> None:
     }
     assert out["Resources"]["SourceTable"]["Condition"] == "CreateSourceTable"
     assert out["Resources"]["OpenSearchDomain"]["Condition"] == "CreateDomain"
+    gaps = out["Resources"]["EventGapsPolicy"]
+    assert gaps["Condition"] == "EventsSource"
+    assert [s["Action"] for s in gaps["Properties"]["PolicyDocument"]["Statement"]] == [["dynamodb:Query"]]
     # The role is ours: SAM adds no role, no managed policy, no policy of its own.
     function = out["Resources"]["ProjectorFunction"]["Properties"]
     assert function["Role"] == {"Fn::GetAtt": ["FunctionRole", "Arn"]}
@@ -549,7 +553,8 @@ class Deployment:
     def deploy(
         self, name: str, parameters: dict[str, str], live_conditions: dict[str, bool]
     ) -> dict[str, Any]:
-        live_conditions = {"BackfillEnabled": False, **live_conditions}  # the state machine is off by default
+        # the state machine and the events-table grant are off by default
+        live_conditions = {"BackfillEnabled": False, "EventsSource": False, **live_conditions}
         template = load_template()
         template["Resources"]["ProjectorFunction"]["Properties"]["CodeUri"] = self.artifact()
         transformed, _ = sam_transform(template, parameters)

@@ -141,7 +141,12 @@ def test_a_hashed_key_never_equals_a_natural_one() -> None:
 
 def test_a_29_digit_sum_is_exact_on_a_38_digit_dynamodb() -> None:
     """moto in process, with DynamoDB's 38 digits for its own additions (the server uses Python's 28)."""
-    config = Settings(dynamodb_endpoint=None, aggregates_table="aggregates-unit", region="us-east-1")
+    config = Settings(
+        dynamodb_endpoint=None,
+        opensearch_url="https://search-unit.us-east-1.es.amazonaws.com",
+        aggregates_table="aggregates-unit",
+        region="us-east-1",
+    )
     with moto.mock_aws():
         client = boto3.client("dynamodb", region_name="us-east-1")
         ensure_table(client, config.aggregates_table)
