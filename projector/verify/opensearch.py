@@ -32,6 +32,7 @@ from opensearchpy.exceptions import ConflictError
 from projector.changes.builders import change_from_item
 from projector.changes.types import BackfillStamp
 from projector.sinks.opensearch import indexes
+from projector.sinks.opensearch.ids import document_id, item_id_of
 from projector.sinks.opensearch.serializer import dumps, merge_objects, to_json
 from projector.sinks.opensearch.types import META_FIELD, READ_FILTER, meta_of
 from projector.versioning import AttributeScheme, ItemState, VersionError, scheme_for
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_LIFE_STEPS = 8
+KEY_FIELD = f"{META_FIELD}.key"
 
 
 @dataclass(slots=True)
@@ -147,10 +149,13 @@ class DocumentCheck:
         return change_from_item(item, self.key_attributes, BackfillStamp(scan_started_at=now, read_at=now))
 
     def visible_ids(self) -> list[str]:
-        """Every id a reader can see in the read index (refreshed first, so recent writes count)."""
+        """Every item id a reader can see in the read index (refreshed first, so recent writes count)."""
         self.client.indices.refresh(index=self.index)
-        query = {"query": {"bool": {"filter": [READ_FILTER]}}, "_source": False}
-        return [hit["_id"] for hit in helpers.scan(self.client, query=query, index=self.index, size=2000)]
+        query = {"query": {"bool": {"filter": [READ_FILTER]}}, "_source": [KEY_FIELD]}
+        return [
+            item_id_of(hit["_id"], (hit.get("_source") or {}).get(META_FIELD))
+            for hit in helpers.scan(self.client, query=query, index=self.index, size=2000)
+        ]
 
     def finding_detail(self, candidate: Candidate) -> dict[str, Any]:
         detail: dict[str, Any] = {}
@@ -187,12 +192,12 @@ class DocumentCheck:
                 )
         visible = document is not None and not state.deleted
         for _ in range(MAX_LIFE_STEPS):
-            meta = dumps({META_FIELD: meta_of(state, visible)})
+            meta = dumps({META_FIELD: meta_of(state, visible, candidate.id)})
             body = merge_objects(meta, dumps(document)) if visible else meta
             try:
                 self.client.index(
                     index=self.index,
-                    id=candidate.id,
+                    id=document_id(candidate.id),
                     body=body,
                     version_type="external_gte",
                     version=self.scheme.external_version(state),

@@ -30,7 +30,9 @@ class Stream:
 
     def __init__(self, runtime: Runtime, dynamodb: Any, streams: Any) -> None:
         self.runtime, self.streams = runtime, streams
-        self.arn = dynamodb.describe_table(TableName=runtime.settings.source_table)["Table"]["LatestStreamArn"]
+        self.arn = dynamodb.describe_table(TableName=runtime.settings.source_table)["Table"][
+            "LatestStreamArn"
+        ]
         [shard] = streams.describe_stream(StreamArn=self.arn)["StreamDescription"]["Shards"]
         self.iterator = streams.get_shard_iterator(
             StreamArn=self.arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON"
@@ -186,7 +188,9 @@ def test_rebuilds_rollbacks_and_replays_interleaved_end_on_the_source(
 
 
 @pytest.fixture
-def kept_runtime(settings_env: Any, opensearch: Any, dynamodb: Any, monkeypatch: pytest.MonkeyPatch) -> Runtime:
+def kept_runtime(
+    settings_env: Any, opensearch: Any, dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> Runtime:
     monkeypatch.setenv("PROJECTOR_PROJECTIONS", "tests.integration.exactness_kept")
     return ready_runtime()
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from opensearchpy.exceptions import TransportError
+
 from projector.projection.base import DocumentProjection
 from projector.retry.deadline import Deadline
 from projector.retry.policy import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, retrying
@@ -30,6 +32,7 @@ from projector.sinks.opensearch.errors import (
     describe_error,
     is_retryable,
 )
+from projector.sinks.opensearch.ids import document_id
 from projector.sinks.opensearch.serializer import SerializationError, dumps, merge_objects
 from projector.sinks.opensearch.types import META_FIELD, StoredDocument, WriteLimits, meta_of, state_of
 from projector.versioning import FoldResult, ItemState, fold, scheme_for
@@ -82,7 +85,16 @@ class OpenSearchSink(Sink[DocumentProjection]):
             result.failed = dict.fromkeys((item.item_id for item in items), message)
             result.requests = counter.count
             return result
-        runs = [_TargetWrite(self, client, projection, target, deadline).run(items) for target in targets]
+        # A target without a document for an item starts from another target's tombstone of it (the
+        # index a rebuild is filling has not got its tombstones copied yet), so a late change of a
+        # deleted item is stale there too and a re-creation gets the same life everywhere.
+        seeds: dict[str, ItemState] = {}
+        runs = []
+        for target in targets:
+            runs.append(_TargetWrite(self, client, projection, target, deadline).run(items, seeds))
+            for item_id, write in runs[-1].items():
+                if write.read_tombstone is not None:
+                    seeds.setdefault(item_id, write.read_tombstone)
         _summarise(items, targets, runs, result)
         result.requests = counter.count
         logger.info(
@@ -106,12 +118,13 @@ class OpenSearchSink(Sink[DocumentProjection]):
         found: dict[str, StoredDocument] = {}
         for start in range(0, len(ids), self.limits.mget_ids):
             chunk = list(ids[start : start + self.limits.mget_ids])
+            item_ids = {document_id(item_id): item_id for item_id in chunk}
             response = self._call(
                 deadline,
                 f"mget from {source}",
-                lambda chunk=chunk: self.client.mget(
+                lambda item_ids=item_ids: self.client.mget(
                     index=source,
-                    body={"ids": chunk},
+                    body={"ids": list(item_ids)},
                     realtime=True,
                     request_timeout=deadline.timeout(self.settings.opensearch_timeout_s),
                 ),
@@ -122,7 +135,8 @@ class OpenSearchSink(Sink[DocumentProjection]):
                 state = state_of(meta)
                 if state is not None and meta is not None:
                     visible = bool(meta.get("visible"))
-                    found[doc["_id"]] = StoredDocument(state=state, visible=visible, source=body)
+                    item_id = item_ids.get(doc["_id"], doc["_id"])
+                    found[item_id] = StoredDocument(state=state, visible=visible, source=body)
         return found
 
     def read_states(
@@ -183,6 +197,7 @@ class _ItemWrite:
 
     entry: ItemChanges
     stored: ItemState | None = None
+    read_tombstone: ItemState | None = None  # the tombstone this target held when first read
     rejected: list[tuple[Change, str]] = field(default_factory=list)
     folded: FoldResult | None = None
     line: bytes | None = None
@@ -225,11 +240,19 @@ class _TargetWrite:
         self.limits = sink.limits
         self.scheme = scheme_for(projection.version)
 
-    def run(self, entries: Sequence[ItemChanges]) -> dict[str, _ItemWrite]:
+    def run(
+        self, entries: Sequence[ItemChanges], seeds: dict[str, ItemState] | None = None
+    ) -> dict[str, _ItemWrite]:
         writes = {entry.item_id: _ItemWrite(entry) for entry in entries}
         to_read, to_fold = list(writes.values()), []
+        first = True
         while to_read or to_fold:
-            self._read(to_read)
+            self._read(to_read, seeds or {})
+            if first:
+                for write in to_read:
+                    if write.stored is not None and write.stored.deleted:
+                        write.read_tombstone = write.stored
+                first = False
             batch = [write for write in to_read if write.status is not _Status.FAILED and not _landed(write)]
             batch += to_fold
             for write in batch:
@@ -253,9 +276,9 @@ class _TargetWrite:
     def _timeout(self) -> float:
         return self.deadline.timeout(self.sink.settings.opensearch_timeout_s)
 
-    def _read(self, writes: list[_ItemWrite]) -> None:
+    def _read(self, writes: list[_ItemWrite], seeds: dict[str, ItemState]) -> None:
         def send(chunk: list[_ItemWrite]) -> list[_ItemWrite]:
-            ids = [write.item_id for write in chunk]
+            ids = [document_id(write.item_id) for write in chunk]
             response = self.client.mget(
                 index=self.target,
                 body={"ids": ids},
@@ -270,7 +293,7 @@ class _TargetWrite:
                     again.append(write)
                 else:
                     source = (doc.get("_source") or {}) if doc.get("found") else {}
-                    write.stored = state_of(source.get(META_FIELD))
+                    write.stored = state_of(source.get(META_FIELD)) or seeds.get(write.item_id)
             return again
 
         size = self.limits.mget_ids
@@ -295,7 +318,7 @@ class _TargetWrite:
                 continue
             visible = not folded.state.deleted and output is not None
             # The meta object holds only ints, bools, a str and a finite float: the C encoder as is.
-            meta = _encode_json({META_FIELD: meta_of(folded.state, visible)}).encode()
+            meta = _encode_json({META_FIELD: meta_of(folded.state, visible, write.item_id)}).encode()
             body = merge_objects(meta, output) if visible and output is not None else meta
             if len(body) > self.limits.max_document_bytes:
                 write.rejected.append(
@@ -309,7 +332,7 @@ class _TargetWrite:
             action = {
                 "index": {
                     "_index": self.target,
-                    "_id": write.item_id,
+                    "_id": document_id(write.item_id),
                     "version_type": "external",
                     "version": self.scheme.external_version(folded.state),
                 }
@@ -338,7 +361,24 @@ class _TargetWrite:
 
         def send(chunk: list[_ItemWrite]) -> list[_ItemWrite]:
             payload = b"".join(write.line or b"" for write in chunk)
-            response = self.client.bulk(body=payload, request_timeout=self._timeout())
+            try:
+                response = self.client.bulk(body=payload, request_timeout=self._timeout())
+            except TransportError as error:
+                if error.status_code not in POISON_STATUS:
+                    raise
+                # The request was refused as a whole (an invalid id, a body over the size limit): halve it
+                # until the item that causes it is alone, so only that item is poison.
+                if len(chunk) == 1:
+                    rejected.append((chunk[0], f"opensearch refused the request: {_refusal(error)}"))
+                    return []
+                logger.warning(
+                    "bulk write to %s refused as a whole (%s): splitting %d items",
+                    self.target,
+                    _refusal(error),
+                    len(chunk),
+                )
+                middle = len(chunk) // 2
+                return send(chunk[:middle]) + send(chunk[middle:])
             again = []
             for write, entry in zip(chunk, response["items"], strict=True):
                 answer = next(iter(entry.values()))
@@ -357,8 +397,17 @@ class _TargetWrite:
                     write.status, write.error = _Status.FAILED, f"{status} {_reason(error)}"
             return again
 
+        if any(document_id(write.item_id) != write.item_id for write in writes):
+            self._ensure_meta_mapping()
         self._retry(f"bulk write to {self.target}", writes, self._chunks, send)
         return conflicts, rejected
+
+    def _ensure_meta_mapping(self) -> None:
+        """An index made before hashed ids has no ``_projector.key`` field yet (strict mapping): add it."""
+        try:
+            indexes.ensure_meta_mapping(self.client, self.target)
+        except Exception as error:  # the writes then fail on their own, item by item, and are reported
+            logger.warning("cannot update the meta mapping of %s: %s", self.target, describe_error(error))
 
     def _chunks(self, writes: list[_ItemWrite]) -> list[list[_ItemWrite]]:
         chunks: list[list[_ItemWrite]] = []
@@ -424,6 +473,11 @@ def _landed(write: _ItemWrite) -> bool:
         return False
     write.status = _Status.WRITTEN
     return True
+
+
+def _refusal(error: TransportError) -> str:
+    """Status and error type of a refused request; never its reason text, which may quote item values."""
+    return f"{error.status_code} {error.error}"
 
 
 def _reason(error: dict[str, Any]) -> str:
