@@ -3,7 +3,9 @@
 Per item: *missing* (live item that should be shown, no visible document), *stale* (visible document
 whose version is not the item's), *mismatch* (visible document whose body is not
 ``projection.document(item)``, or a visible document the projection would hide), and over the whole
-index *extra* (visible document whose item is not in the source).
+index *extra* (visible document whose item is not in the source). In a ``keep_expired`` projection such
+a document is *kept* instead: reported, never drift, never repaired (a scan cannot tell a TTL expiry
+from a delete whose REMOVE was lost, and the projection asked to keep expired items).
 
 Repairs are versioned writes into the read index, so a newer stream write always wins:
 
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_LIFE_STEPS = 8
+KEPT = "kept"
 KEY_FIELD = f"{META_FIELD}.key"
 
 
@@ -121,6 +124,8 @@ class DocumentCheck:
     def classify(self, item: dict[str, Any] | None, stored: StoredDocument | None) -> str | None:
         visible = stored is not None and stored.visible
         if item is None:
+            if visible and self.projection.keep_expired:
+                return KEPT  # what keep_expired keeps: an item gone from the table (TTL), still shown
             return "extra" if visible else None
         try:
             expected = self.projection.document(item)

@@ -31,6 +31,7 @@ class Verdict:
     checked: int = 0
     findings: list[Finding] = field(default_factory=list)
     unsettled: int = 0
+    kept: int = 0  # search, keep_expired: visible documents of items gone from the table, kept on purpose
     repaired: int | None = None
     note: str | None = None
 
@@ -49,6 +50,7 @@ class Verdict:
             **self.counts(),
             "drift": self.drift,
             "unsettled": self.unsettled,
+            **({"kept": self.kept} if self.kind == "search" else {}),
             "examples": [finding.to_json() for finding in self.findings[:EXAMPLES]],
         }
         if self.repaired is not None:
