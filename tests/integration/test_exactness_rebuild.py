@@ -180,7 +180,6 @@ def test_rebuilds_rollbacks_and_replays_interleaved_end_on_the_source(
     for projection in projections:
         rebuilds.rollback(projection)
     assert backfill(runtime, segments=2, rebuild=True).status == "finished"
-    assert backfill(runtime, segments=2, rebuild=True).status == "finished"
     stream.read()
     replay(runtime, stream.of(set(ids[0:7])))  # every old change of every deleted order, again
     replay(runtime, stream.of(set(ids), removes=True))  # and the whole history once more, in order
