@@ -52,9 +52,15 @@ class CarryOver:
     tombstones: int = 0
     kept: int = 0
     present: int = 0
+    refused: int = 0
 
     def to_json(self) -> dict[str, int]:
-        return {"tombstones": self.tombstones, "kept": self.kept, "present": self.present}
+        return {
+            "tombstones": self.tombstones,
+            "kept": self.kept,
+            "present": self.present,
+            "refused": self.refused,
+        }
 
 
 def carry_documents(
@@ -87,6 +93,13 @@ def carry_documents(
         target,
         report.present,
     )
+    if report.refused:
+        logger.warning(
+            "%s: %d kept document(s) refused by the mapping of %s (not carried over)",
+            projection.name,
+            report.refused,
+            target,
+        )
     return report
 
 
@@ -147,6 +160,8 @@ def _copy(
                 report.kept += 1
         elif status == 409:
             report.present += 1  # a newer write landed there first: it wins
+        elif status == 400 and not hit["_source"][META_FIELD].get("deleted"):
+            report.refused += 1  # a kept body the new mapping refuses; its item is gone, nothing to re-render
         else:
             failed.append(status)
     if failed:
