@@ -400,7 +400,9 @@ class _TargetWrite:
         if any(document_id(write.item_id) != write.item_id for write in writes):
             self._ensure_meta_mapping()
         self._retry(f"bulk write to {self.target}", writes, self._chunks, send)
-        return conflicts, rejected
+        # a chunk resent after a transient error midway through a split may report an item twice
+        unique_rejected = {id(write): (write, reason) for write, reason in rejected}
+        return list({id(write): write for write in conflicts}.values()), list(unique_rejected.values())
 
     def _ensure_meta_mapping(self) -> None:
         """An index made before hashed ids has no ``_projector.key`` field yet (strict mapping): add it."""
