@@ -12,11 +12,15 @@ from typing import Any
 import pytest
 
 from devservers.workload import seed_orders
+from projections.orders import orders
 from projector.backfill import Rebuilds
+from projector.config.settings import Settings
 from projector.retry import Deadline
 from projector.runner import to_lambda_record
 from projector.runtime import Runtime
 from projector.sinks.opensearch import indexes
+from projector.sinks.opensearch.writer import OpenSearchSink
+from tests.integration import test_opensearch_sink as at_sink
 from tests.integration.test_backfill import assert_matches_truth, backfill, ready_runtime, verify
 from tests.support.truth import visible_documents
 
@@ -184,6 +188,34 @@ def test_rebuilds_rollbacks_and_replays_interleaved_end_on_the_source(
     replay(runtime, stream.of(set(ids[0:7])))  # every old change of every deleted order, again
     replay(runtime, stream.of(set(ids), removes=True))  # and the whole history once more, in order
     assert_exact(runtime, dynamodb, opensearch)
+
+
+def test_a_late_change_reaching_a_new_index_before_its_tombstone_copy_stays_stale(
+    settings_env: Any, opensearch: Any
+) -> None:
+    """The writer folds an index with no document from another write target's tombstone (the window
+    between a rebuild's begin and its copy, or a tombstone written by a batch that began before it)."""
+    prefix = settings_env.index_prefix
+    indexes.ensure(opensearch, orders, prefix)
+    sink = OpenSearchSink(opensearch, Settings(index_prefix=prefix), retry_policy=at_sink.FAST)
+    stream = at_sink.Stream()
+    v1, v2 = at_sink.order("o-1", 1), at_sink.order("o-1", 2, "PAID")
+    created, paid, gone = (
+        at_sink.insert(v1, stream.next()),
+        at_sink.modify(v1, v2, stream.next()),
+        at_sink.remove(v2, stream.next()),
+    )
+    assert at_sink.apply(sink, [created, paid, gone]).applied == 3
+    new = indexes.begin_rebuild(opensearch, orders, prefix)  # no carry-over: the new index is empty
+    late = at_sink.apply(sink, [paid])
+    assert (late.applied, late.stale, late.failed) == (0, 1, {})
+    assert at_sink.stored(opensearch, new, ["o-1"]) == {}
+    again = at_sink.order("o-1", 1, "PENDING")
+    reborn = at_sink.apply(sink, [at_sink.insert(again, stream.next(10))])
+    assert reborn.applied == 1
+    old_state = at_sink.stored(opensearch, f"{prefix}orders", ["o-1"])["o-1"]
+    new_state = at_sink.stored(opensearch, new, ["o-1"])["o-1"]
+    assert new_state == old_state and old_state[1]["_projector"]["life"] == 1  # the same new life in both
 
 
 @pytest.fixture
