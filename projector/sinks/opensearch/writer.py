@@ -12,8 +12,6 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from opensearchpy.exceptions import TransportError
@@ -33,9 +31,16 @@ from projector.sinks.opensearch.errors import (
     is_retryable,
 )
 from projector.sinks.opensearch.ids import document_id
+from projector.sinks.opensearch.progress import ItemWrite as _ItemWrite
+from projector.sinks.opensearch.progress import Rejected as _Rejected
+from projector.sinks.opensearch.progress import Status as _Status
+from projector.sinks.opensearch.progress import landed as _landed
+from projector.sinks.opensearch.progress import reason_of as _reason
+from projector.sinks.opensearch.progress import refusal as _refusal
+from projector.sinks.opensearch.progress import summarise as _summarise
 from projector.sinks.opensearch.serializer import SerializationError, dumps, merge_objects
 from projector.sinks.opensearch.types import META_FIELD, StoredDocument, WriteLimits, meta_of, state_of
-from projector.versioning import FoldResult, ItemState, fold, scheme_for
+from projector.versioning import ItemState, fold, scheme_for
 
 if TYPE_CHECKING:
     from opensearchpy import OpenSearch
@@ -176,49 +181,6 @@ class OpenSearchSink(Sink[DocumentProjection]):
             return indexes.write_targets(client, projection, prefix, request_timeout=timeout)
 
         return self._call(deadline, f"resolving the write alias of {prefix}{projection.name}", resolve)
-
-
-class _Status(Enum):
-    PENDING = "pending"
-    WRITTEN = "written"
-    UNCHANGED = "unchanged"
-    SUPERSEDED = "superseded"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class _Rejected:
-    reason: str
-
-
-@dataclass(eq=False, slots=True)
-class _ItemWrite:
-    """One item's progress against one physical index."""
-
-    entry: ItemChanges
-    stored: ItemState | None = None
-    read_tombstone: ItemState | None = None  # the tombstone this target held when first read
-    rejected: list[tuple[Change, str]] = field(default_factory=list)
-    folded: FoldResult | None = None
-    line: bytes | None = None
-    conflicts: int = 0
-    status: _Status = _Status.PENDING
-    error: str = ""
-
-    @property
-    def item_id(self) -> str:
-        return self.entry.item_id
-
-    @property
-    def poison(self) -> list[tuple[Change, str]]:
-        return self.rejected + (self.folded.poison if self.folded else [])
-
-    def counts(self) -> tuple[int, int]:
-        """(applied, stale) changes; an item that lost a version race counts all its changes stale."""
-        if self.folded is None:
-            return 0, 0
-        applied, stale = len(self.folded.applied), len(self.folded.stale)
-        return (applied, stale) if self.status is _Status.WRITTEN else (0, applied + stale)
 
 
 class _TargetWrite:
@@ -467,50 +429,3 @@ class _TargetWrite:
 
 
 _encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-
-
-def _landed(write: _ItemWrite) -> bool:
-    """After a version conflict: whether the stored state is ours (an earlier attempt had landed)."""
-    if write.folded is None or write.folded.state is None or write.stored != write.folded.state:
-        return False
-    write.status = _Status.WRITTEN
-    return True
-
-
-def _refusal(error: TransportError) -> str:
-    """Status and error type of a refused request; never its reason text, which may quote item values."""
-    return f"{error.status_code} {error.error}"
-
-
-def _reason(error: dict[str, Any]) -> str:
-    text = f"{error.get('type', 'error')}: {error.get('reason', '')}"
-    cause = error.get("caused_by")
-    if isinstance(cause, dict):
-        return f"{text} (caused by {cause.get('type')}: {cause.get('reason')})"
-    return text
-
-
-def _summarise(
-    items: Sequence[ItemChanges], targets: list[str], runs: list[dict[str, _ItemWrite]], result: SinkResult
-) -> None:
-    """Counts come from the index serving reads; an item failed on any index is failed (it will be resent)."""
-    for entry in items:
-        writes = [run[entry.item_id] for run in runs]
-        failed = [
-            (target, write)
-            for target, write in zip(targets, writes, strict=True)
-            if write.status is _Status.FAILED
-        ]
-        if failed:
-            target, write = failed[0]
-            result.failed[entry.item_id] = write.error if len(targets) == 1 else f"{target}: {write.error}"
-            continue
-        seen: set[int] = set()
-        for write in writes:
-            for change, reason in write.poison:
-                if id(change) not in seen:
-                    seen.add(id(change))
-                    result.poison.append((change, reason))
-        applied, stale = writes[0].counts()
-        result.applied += applied
-        result.stale += stale
