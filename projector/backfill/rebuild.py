@@ -5,6 +5,10 @@ live stream writes reach it at once; aggregates get a new generation in their me
 fills the new one through the ordinary sinks (which write every write target), then ``finish`` swaps
 reads over in one atomic step. Readers see the old index or generation until then.
 
+Tombstones and kept TTL-expired documents, which no scan sees, are copied from the build serving reads
+into the new one at begin and again before the swap (``carry_over``), so a deleted item stays deleted
+after any number of rebuilds and rollbacks.
+
 After the swap both kinds keep writing the build they replaced (until the next rebuild begins), so a
 rollback returns to an exact build. ``finish`` also records an aggregate's replaced generation and its
 definition hash in a history row ``{projection}#history`` / ``g{N}`` of the aggregates table (a key the
@@ -20,9 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 from projector.projection.base import AggregateProjection, DocumentProjection
 from projector.retry import Deadline
+from projector.sinks.aggregates.carryover import carry_tombstones
 from projector.sinks.aggregates.table import AggregateTable, RebuildError, write_meta
 from projector.sinks.aggregates.types import Calls, Meta, generation_sk, key, number
 from projector.sinks.opensearch import indexes
+from projector.sinks.opensearch.carryover import carry_documents
 
 if TYPE_CHECKING:
     from projector.projection.base import Projection
@@ -75,13 +81,57 @@ class Rebuilds:
         return AggregateTable(self.runtime.dynamodb, self.runtime.settings)
 
     def begin(self, projection: Projection) -> str:
-        """Start (or rejoin, same definition) a rebuild; the new index or generation (``g{N}``)."""
+        """Start (or rejoin, same definition) a rebuild; the new index or generation (``g{N}``).
+
+        The new build gets the read build's tombstones (and kept TTL-expired documents) at once, before
+        the scan: see ``carry_over``.
+        """
         if isinstance(projection, DocumentProjection):
-            return indexes.begin_rebuild(self.runtime.opensearch, projection, self.prefix)
-        return generation_sk(self._table().begin_rebuild(projection))  # type: ignore[arg-type]
+            target = indexes.begin_rebuild(self.runtime.opensearch, projection, self.prefix)
+        else:
+            target = generation_sk(self._table().begin_rebuild(projection))  # type: ignore[arg-type]
+        self.carry_over(projection)
+        return target
+
+    def carry_over(self, projection: Projection) -> dict[str, Any]:
+        """Copy what a scan cannot see from the build serving reads into the one being built.
+
+        Tombstones (search documents and aggregate contribution records) and, for a ``keep_expired``
+        search projection, documents whose item left the table. Only ids the new build lacks are
+        written, with the stored versions, so a newer write there always wins. Idempotent; run at begin
+        and again just before the swap, so tombstones of every build survive any number of rebuilds.
+        """
+        layout = self.layout(projection)
+        if layout.building is None or layout.read is None:
+            return {}
+        if isinstance(projection, DocumentProjection):
+            gone = self._gone if projection.keep_expired else None
+            return carry_documents(
+                self.runtime.opensearch, projection, layout.read, layout.building, gone
+            ).to_json()
+        assert isinstance(projection, AggregateProjection)
+        copied, present = carry_tombstones(
+            self.runtime.dynamodb,
+            self.runtime.settings.aggregates_table,
+            projection,
+            int(layout.read[1:]),
+            int(layout.building[1:]),
+        )
+        return {"tombstones": copied, "present": present}
+
+    def _gone(self, item_ids: list[str]) -> set[str]:
+        """The ones of ``item_ids`` not in the source table (consistent reads)."""
+        from projector.backfill.scanner import SourceTable
+        from projector.verify.source import Source  # verify imports this module
+
+        dynamodb = self.runtime.dynamodb
+        source = Source(dynamodb, SourceTable.describe(dynamodb, self.runtime.settings.source_table), 1)
+        found = source.get(item_ids)
+        return {item_id for item_id in item_ids if item_id not in found}
 
     def finish(self, projection: Projection) -> str:
         """Swap reads to the rebuilt index or generation, atomically; what now serves reads."""
+        self.carry_over(projection)
         if isinstance(projection, DocumentProjection):
             return indexes.finish_rebuild(self.runtime.opensearch, projection, self.prefix)
         assert isinstance(projection, AggregateProjection)

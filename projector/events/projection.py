@@ -146,7 +146,10 @@ class EventStreamProjection(_EventSource, DocumentProjection):
         return value if isinstance(value, str) else ""
 
     def doc_id(self, stream_id: str) -> str:
-        return self.document_id(stream_id) if self.document_id else stream_id
+        """The stream's document ``_id``; one over OpenSearch's 512 bytes becomes its stable digest."""
+        from projector.sinks.opensearch.ids import document_id
+
+        return document_id(self.document_id(stream_id) if self.document_id else stream_id)
 
     def handler(self, event_type: str) -> Handler | None:
         return self._handlers.get(event_type)

@@ -302,7 +302,7 @@ class EventStreamSink(Sink["EventStreamProjection"]):
             again: list[str] = []
             for chunk in self._chunks(pending, lines):
                 payload = b"".join(lines[stream_id][0] for stream_id in chunk)
-                response = client.bulk(body=payload, request_timeout=self._timeout(deadline))
+                response = client.bulk(index=target, body=payload, request_timeout=self._timeout(deadline))
                 for stream_id, entry in zip(chunk, response["items"], strict=True):
                     answer = next(iter(entry.values()))
                     status = int(answer.get("status", 0))

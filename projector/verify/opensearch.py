@@ -3,7 +3,9 @@
 Per item: *missing* (live item that should be shown, no visible document), *stale* (visible document
 whose version is not the item's), *mismatch* (visible document whose body is not
 ``projection.document(item)``, or a visible document the projection would hide), and over the whole
-index *extra* (visible document whose item is not in the source).
+index *extra* (visible document whose item is not in the source). In a ``keep_expired`` projection such
+a document is *kept* instead: reported, never drift, never repaired (a scan cannot tell a TTL expiry
+from a delete whose REMOVE was lost, and the projection asked to keep expired items).
 
 Repairs are versioned writes into the read index, so a newer stream write always wins:
 
@@ -32,6 +34,7 @@ from opensearchpy.exceptions import ConflictError
 from projector.changes.builders import change_from_item
 from projector.changes.types import BackfillStamp
 from projector.sinks.opensearch import indexes
+from projector.sinks.opensearch.ids import document_id, item_id_of
 from projector.sinks.opensearch.serializer import dumps, merge_objects, to_json
 from projector.sinks.opensearch.types import META_FIELD, READ_FILTER, meta_of
 from projector.versioning import AttributeScheme, ItemState, VersionError, scheme_for
@@ -46,6 +49,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 MAX_LIFE_STEPS = 8
+KEPT = "kept"
+KEY_FIELD = f"{META_FIELD}.key"
 
 
 @dataclass(slots=True)
@@ -119,6 +124,8 @@ class DocumentCheck:
     def classify(self, item: dict[str, Any] | None, stored: StoredDocument | None) -> str | None:
         visible = stored is not None and stored.visible
         if item is None:
+            if visible and self.projection.keep_expired:
+                return KEPT  # what keep_expired keeps: an item gone from the table (TTL), still shown
             return "extra" if visible else None
         try:
             expected = self.projection.document(item)
@@ -147,10 +154,13 @@ class DocumentCheck:
         return change_from_item(item, self.key_attributes, BackfillStamp(scan_started_at=now, read_at=now))
 
     def visible_ids(self) -> list[str]:
-        """Every id a reader can see in the read index (refreshed first, so recent writes count)."""
+        """Every item id a reader can see in the read index (refreshed first, so recent writes count)."""
         self.client.indices.refresh(index=self.index)
-        query = {"query": {"bool": {"filter": [READ_FILTER]}}, "_source": False}
-        return [hit["_id"] for hit in helpers.scan(self.client, query=query, index=self.index, size=2000)]
+        query = {"query": {"bool": {"filter": [READ_FILTER]}}, "_source": [KEY_FIELD]}
+        return [
+            item_id_of(hit["_id"], (hit.get("_source") or {}).get(META_FIELD))
+            for hit in helpers.scan(self.client, query=query, index=self.index, size=2000)
+        ]
 
     def finding_detail(self, candidate: Candidate) -> dict[str, Any]:
         detail: dict[str, Any] = {}
@@ -187,12 +197,12 @@ class DocumentCheck:
                 )
         visible = document is not None and not state.deleted
         for _ in range(MAX_LIFE_STEPS):
-            meta = dumps({META_FIELD: meta_of(state, visible)})
+            meta = dumps({META_FIELD: meta_of(state, visible, candidate.id)})
             body = merge_objects(meta, dumps(document)) if visible else meta
             try:
                 self.client.index(
                     index=self.index,
-                    id=candidate.id,
+                    id=document_id(candidate.id),
                     body=body,
                     version_type="external_gte",
                     version=self.scheme.external_version(state),

@@ -31,6 +31,7 @@ class Verdict:
     checked: int = 0
     findings: list[Finding] = field(default_factory=list)
     unsettled: int = 0
+    kept: int = 0  # search, keep_expired: visible documents of items gone from the table, kept on purpose
     repaired: int | None = None
     note: str | None = None
     backwards: int = 0  # items whose stored version is newer than the table's (verify.restore)
@@ -51,6 +52,7 @@ class Verdict:
             "drift": self.drift,
             "unsettled": self.unsettled,
             "backwards": self.backwards,
+            **({"kept": self.kept} if self.kind == "search" else {}),
             "examples": [finding.to_json() for finding in self.findings[:EXAMPLES]],
         }
         if self.repaired is not None:

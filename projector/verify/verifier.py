@@ -33,7 +33,7 @@ from projector.backfill.scanner import SourceTable
 from projector.projection.base import AggregateProjection, DocumentProjection
 from projector.records import DecodeError, decode_image
 from projector.verify.aggregates import GroupCheck, delta, read_group_rows
-from projector.verify.opensearch import Candidate, DocumentCheck
+from projector.verify.opensearch import KEPT, Candidate, DocumentCheck
 from projector.verify.restore import aggregate_backwards, search_backwards
 from projector.verify.source import Source
 from projector.verify.types import Finding, Verdict, VerifyReport
@@ -160,6 +160,9 @@ class Verifier:
                     continue  # caught up meanwhile: stream lag, not drift
                 if after.item != before.item:
                     verdict.unsettled += 1
+                    continue
+                if after.kind == KEPT:
+                    verdict.kept += 1
                     continue
                 stable.append(after)
                 verdict.findings.append(Finding(after.kind, after.id, check.finding_detail(after)))

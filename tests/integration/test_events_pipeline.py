@@ -155,3 +155,21 @@ def test_a_gap_missing_from_the_table_stops_only_its_stream(
     assert opensearch.get(index=alias, id="0001")["_source"]["version"] == 2
     assert opensearch.get(index=alias, id="0002")["_source"]["version"] == 3  # the other stream went on
     assert view.doc_id("order-0002") == "0002"
+
+
+def test_a_stream_id_over_the_document_id_limit_lands_with_the_rest_of_its_batch(
+    runtime: Any, opensearch: Any, dynamodbstreams: Any
+) -> None:
+    """A 600-byte order id (300 two-byte characters) would be an ``_id`` OpenSearch refuses for the
+    whole bulk request: it is stored under its digest and every other stream of the batch lands."""
+    rng = random.Random(5)
+    events = store(runtime)
+    long_id = "é" * 300
+    for order_id in (long_id, "0001", "0002"):
+        events.append(f"order-{order_id}", next_events(rng, 0, order_id, 3), 0)
+    records = capture_records(runtime.dynamodb, dynamodbstreams, runtime.settings.source_table)
+    outcome = process(runtime, records)
+    assert outcome.first_failed is None, outcome.failures
+    assert_exact(runtime, opensearch)
+    assert process(runtime, records).first_failed is None  # a replay stays exact
+    assert_exact(runtime, opensearch)

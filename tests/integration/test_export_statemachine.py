@@ -306,3 +306,18 @@ def test_deploys_into_moto_with_the_state_machine_on(deployment: Deployment) -> 
         "states:StopExecution",
     }
     assert all("*" not in action and resource != "*" for action, resource in grants)
+
+
+def test_the_backfill_role_may_page_scrolls_and_nothing_else_outside_the_prefix() -> None:
+    """Verify and the rebuild's tombstone carry-over run in the function under the state machine; their
+    scroll pages go to /_search/scroll (no index in the path), the one OpenSearch grant outside the
+    prefix that the backfill adds: POST and DELETE there, nothing else."""
+    policy = load_template()["Resources"]["BackfillFunctionPolicy"]["Properties"]["PolicyDocument"]
+    opensearch = [
+        statement
+        for statement in policy["Statement"]
+        if isinstance(statement, dict) and any(str(a).startswith("es:") for a in statement.get("Action", []))
+    ]
+    assert [statement["Sid"] for statement in opensearch] == ["ScrollPagesOfOwnIndexes"]
+    assert sorted(opensearch[0]["Action"]) == ["es:ESHttpDelete", "es:ESHttpPost"]
+    assert opensearch[0]["Resource"]["Fn::Sub"][0].endswith(":domain/${Domain}/_search/scroll")

@@ -75,8 +75,8 @@ def ensure(client: OpenSearch, projection: DocumentProjection, prefix: str) -> s
     index = names(projection, prefix)
     put_template(client, projection, prefix)
     layout = _layout(client, index)
-    if layout:  # indexes made by an older release get the meta fields added since (additive only)
-        client.indices.put_mapping(index=",".join(layout), body={"properties": {META_FIELD: META_MAPPING}})
+    for physical in layout:
+        ensure_meta_mapping(client, physical)
     read, writes = _alias_targets(layout, index)
     if read and writes:
         return read
@@ -102,6 +102,20 @@ def ensure(client: OpenSearch, projection: DocumentProjection, prefix: str) -> s
     client.indices.update_aliases(body={"actions": actions})
     logger.warning("restored missing aliases of %s onto %s", index.base, target)
     return target
+
+
+_meta_ready: set[str] = set()
+
+
+def ensure_meta_mapping(client: OpenSearch, physical: str) -> None:
+    """Add meta fields newer than the index (``_projector.key``) to its mapping; once per process and index.
+
+    Adding a field to an object mapping is allowed on a live index, and it is idempotent.
+    """
+    if physical in _meta_ready:
+        return
+    client.indices.put_mapping(index=physical, body={"properties": {META_FIELD: META_MAPPING}})
+    _meta_ready.add(physical)
 
 
 def write_targets(

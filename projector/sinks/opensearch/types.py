@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from projector.sinks.opensearch.ids import document_id
 from projector.versioning.state import ItemState
 
 # Checked on OpenSearch 2.19.6: a leading underscore is accepted in mappings, documents, alias filters,
@@ -25,6 +26,8 @@ META_MAPPING: dict[str, Any] = {
         "seen_at": {"type": "double"},
         "digest": {"type": "keyword", "index": False, "doc_values": False},
         "visible": {"type": "boolean"},
+        # the full item id of a document stored under a hashed id (see ids.py); kept, never searched
+        "key": {"type": "keyword", "index": False, "doc_values": False},
     },
 }
 
@@ -33,9 +36,15 @@ READ_FILTER: dict[str, Any] = {"term": {VISIBLE_FIELD: True}}
 _GENERATION = re.compile(r"-g(\d{6})$")
 
 
-def meta_of(state: ItemState, visible: bool) -> dict[str, Any]:
-    """The meta object stored with every document: the item's versioned state and whether it is shown."""
-    return {**state.to_dict(), "visible": visible}
+def meta_of(state: ItemState, visible: bool, item_id: str | None = None) -> dict[str, Any]:
+    """The meta object stored with every document: the item's versioned state and whether it is shown.
+
+    Under a hashed document id (``ids.document_id``) it also holds the full ``item_id`` as ``key``.
+    """
+    meta = {**state.to_dict(), "visible": visible}
+    if item_id is not None and document_id(item_id) != item_id:
+        meta["key"] = item_id
+    return meta
 
 
 def state_of(meta: dict[str, Any] | None) -> ItemState | None:

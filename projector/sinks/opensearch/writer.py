@@ -12,9 +12,9 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from enum import Enum
 from typing import TYPE_CHECKING, Any, TypeVar
+
+from opensearchpy.exceptions import TransportError
 
 from projector.projection.base import DocumentProjection
 from projector.retry.deadline import Deadline
@@ -30,9 +30,17 @@ from projector.sinks.opensearch.errors import (
     describe_error,
     is_retryable,
 )
+from projector.sinks.opensearch.ids import document_id
+from projector.sinks.opensearch.progress import ItemWrite as _ItemWrite
+from projector.sinks.opensearch.progress import Rejected as _Rejected
+from projector.sinks.opensearch.progress import Status as _Status
+from projector.sinks.opensearch.progress import landed as _landed
+from projector.sinks.opensearch.progress import reason_of as _reason
+from projector.sinks.opensearch.progress import refusal as _refusal
+from projector.sinks.opensearch.progress import summarise as _summarise
 from projector.sinks.opensearch.serializer import SerializationError, dumps, merge_objects
 from projector.sinks.opensearch.types import META_FIELD, StoredDocument, WriteLimits, meta_of, state_of
-from projector.versioning import FoldResult, ItemState, fold, scheme_for
+from projector.versioning import ItemState, fold, scheme_for
 
 if TYPE_CHECKING:
     from opensearchpy import OpenSearch
@@ -82,7 +90,16 @@ class OpenSearchSink(Sink[DocumentProjection]):
             result.failed = dict.fromkeys((item.item_id for item in items), message)
             result.requests = counter.count
             return result
-        runs = [_TargetWrite(self, client, projection, target, deadline).run(items) for target in targets]
+        # A target without a document for an item starts from another target's tombstone of it (the
+        # index a rebuild is filling has not got its tombstones copied yet), so a late change of a
+        # deleted item is stale there too and a re-creation gets the same life everywhere.
+        seeds: dict[str, ItemState] = {}
+        runs = []
+        for target in targets:
+            runs.append(_TargetWrite(self, client, projection, target, deadline).run(items, seeds))
+            for item_id, write in runs[-1].items():
+                if write.read_tombstone is not None:
+                    seeds.setdefault(item_id, write.read_tombstone)
         _summarise(items, targets, runs, result)
         result.requests = counter.count
         logger.info(
@@ -106,12 +123,13 @@ class OpenSearchSink(Sink[DocumentProjection]):
         found: dict[str, StoredDocument] = {}
         for start in range(0, len(ids), self.limits.mget_ids):
             chunk = list(ids[start : start + self.limits.mget_ids])
+            item_ids = {document_id(item_id): item_id for item_id in chunk}
             response = self._call(
                 deadline,
                 f"mget from {source}",
-                lambda chunk=chunk: self.client.mget(
+                lambda item_ids=item_ids: self.client.mget(
                     index=source,
-                    body={"ids": chunk},
+                    body={"ids": list(item_ids)},
                     realtime=True,
                     request_timeout=deadline.timeout(self.settings.opensearch_timeout_s),
                 ),
@@ -122,7 +140,8 @@ class OpenSearchSink(Sink[DocumentProjection]):
                 state = state_of(meta)
                 if state is not None and meta is not None:
                     visible = bool(meta.get("visible"))
-                    found[doc["_id"]] = StoredDocument(state=state, visible=visible, source=body)
+                    item_id = item_ids.get(doc["_id"], doc["_id"])
+                    found[item_id] = StoredDocument(state=state, visible=visible, source=body)
         return found
 
     def read_states(
@@ -164,48 +183,6 @@ class OpenSearchSink(Sink[DocumentProjection]):
         return self._call(deadline, f"resolving the write alias of {prefix}{projection.name}", resolve)
 
 
-class _Status(Enum):
-    PENDING = "pending"
-    WRITTEN = "written"
-    UNCHANGED = "unchanged"
-    SUPERSEDED = "superseded"
-    FAILED = "failed"
-
-
-@dataclass(frozen=True, slots=True)
-class _Rejected:
-    reason: str
-
-
-@dataclass(eq=False, slots=True)
-class _ItemWrite:
-    """One item's progress against one physical index."""
-
-    entry: ItemChanges
-    stored: ItemState | None = None
-    rejected: list[tuple[Change, str]] = field(default_factory=list)
-    folded: FoldResult | None = None
-    line: bytes | None = None
-    conflicts: int = 0
-    status: _Status = _Status.PENDING
-    error: str = ""
-
-    @property
-    def item_id(self) -> str:
-        return self.entry.item_id
-
-    @property
-    def poison(self) -> list[tuple[Change, str]]:
-        return self.rejected + (self.folded.poison if self.folded else [])
-
-    def counts(self) -> tuple[int, int]:
-        """(applied, stale) changes; an item that lost a version race counts all its changes stale."""
-        if self.folded is None:
-            return 0, 0
-        applied, stale = len(self.folded.applied), len(self.folded.stale)
-        return (applied, stale) if self.status is _Status.WRITTEN else (0, applied + stale)
-
-
 class _TargetWrite:
     """Read, fold and write one batch of items against one physical index."""
 
@@ -225,11 +202,19 @@ class _TargetWrite:
         self.limits = sink.limits
         self.scheme = scheme_for(projection.version)
 
-    def run(self, entries: Sequence[ItemChanges]) -> dict[str, _ItemWrite]:
+    def run(
+        self, entries: Sequence[ItemChanges], seeds: dict[str, ItemState] | None = None
+    ) -> dict[str, _ItemWrite]:
         writes = {entry.item_id: _ItemWrite(entry) for entry in entries}
         to_read, to_fold = list(writes.values()), []
+        first = True
         while to_read or to_fold:
-            self._read(to_read)
+            self._read(to_read, seeds or {})
+            if first:
+                for write in to_read:
+                    if write.stored is not None and write.stored.deleted:
+                        write.read_tombstone = write.stored
+                first = False
             batch = [write for write in to_read if write.status is not _Status.FAILED and not _landed(write)]
             batch += to_fold
             for write in batch:
@@ -253,9 +238,9 @@ class _TargetWrite:
     def _timeout(self) -> float:
         return self.deadline.timeout(self.sink.settings.opensearch_timeout_s)
 
-    def _read(self, writes: list[_ItemWrite]) -> None:
+    def _read(self, writes: list[_ItemWrite], seeds: dict[str, ItemState]) -> None:
         def send(chunk: list[_ItemWrite]) -> list[_ItemWrite]:
-            ids = [write.item_id for write in chunk]
+            ids = [document_id(write.item_id) for write in chunk]
             response = self.client.mget(
                 index=self.target,
                 body={"ids": ids},
@@ -270,7 +255,7 @@ class _TargetWrite:
                     again.append(write)
                 else:
                     source = (doc.get("_source") or {}) if doc.get("found") else {}
-                    write.stored = state_of(source.get(META_FIELD))
+                    write.stored = state_of(source.get(META_FIELD)) or seeds.get(write.item_id)
             return again
 
         size = self.limits.mget_ids
@@ -295,7 +280,7 @@ class _TargetWrite:
                 continue
             visible = not folded.state.deleted and output is not None
             # The meta object holds only ints, bools, a str and a finite float: the C encoder as is.
-            meta = _encode_json({META_FIELD: meta_of(folded.state, visible)}).encode()
+            meta = _encode_json({META_FIELD: meta_of(folded.state, visible, write.item_id)}).encode()
             body = merge_objects(meta, output) if visible and output is not None else meta
             if len(body) > self.limits.max_document_bytes:
                 write.rejected.append(
@@ -309,7 +294,7 @@ class _TargetWrite:
             action = {
                 "index": {
                     "_index": self.target,
-                    "_id": write.item_id,
+                    "_id": document_id(write.item_id),
                     "version_type": "external",
                     "version": self.scheme.external_version(folded.state),
                 }
@@ -338,7 +323,24 @@ class _TargetWrite:
 
         def send(chunk: list[_ItemWrite]) -> list[_ItemWrite]:
             payload = b"".join(write.line or b"" for write in chunk)
-            response = self.client.bulk(index=self.target, body=payload, request_timeout=self._timeout())
+            try:
+                response = self.client.bulk(index=self.target, body=payload, request_timeout=self._timeout())
+            except TransportError as error:
+                if error.status_code not in POISON_STATUS:
+                    raise
+                # The request was refused as a whole (an invalid id, a body over the size limit): halve it
+                # until the item that causes it is alone, so only that item is poison.
+                if len(chunk) == 1:
+                    rejected.append((chunk[0], f"opensearch refused the request: {_refusal(error)}"))
+                    return []
+                logger.warning(
+                    "bulk write to %s refused as a whole (%s): splitting %d items",
+                    self.target,
+                    _refusal(error),
+                    len(chunk),
+                )
+                middle = len(chunk) // 2
+                return send(chunk[:middle]) + send(chunk[middle:])
             again = []
             for write, entry in zip(chunk, response["items"], strict=True):
                 answer = next(iter(entry.values()))
@@ -357,8 +359,19 @@ class _TargetWrite:
                     write.status, write.error = _Status.FAILED, f"{status} {_reason(error)}"
             return again
 
+        if any(document_id(write.item_id) != write.item_id for write in writes):
+            self._ensure_meta_mapping()
         self._retry(f"bulk write to {self.target}", writes, self._chunks, send)
-        return conflicts, rejected
+        # a chunk resent after a transient error midway through a split may report an item twice
+        unique_rejected = {id(write): (write, reason) for write, reason in rejected}
+        return list({id(write): write for write in conflicts}.values()), list(unique_rejected.values())
+
+    def _ensure_meta_mapping(self) -> None:
+        """An index made before hashed ids has no ``_projector.key`` field yet (strict mapping): add it."""
+        try:
+            indexes.ensure_meta_mapping(self.client, self.target)
+        except Exception as error:  # the writes then fail on their own, item by item, and are reported
+            logger.warning("cannot update the meta mapping of %s: %s", self.target, describe_error(error))
 
     def _chunks(self, writes: list[_ItemWrite]) -> list[list[_ItemWrite]]:
         chunks: list[list[_ItemWrite]] = []
@@ -416,45 +429,3 @@ class _TargetWrite:
 
 
 _encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
-
-
-def _landed(write: _ItemWrite) -> bool:
-    """After a version conflict: whether the stored state is ours (an earlier attempt had landed)."""
-    if write.folded is None or write.folded.state is None or write.stored != write.folded.state:
-        return False
-    write.status = _Status.WRITTEN
-    return True
-
-
-def _reason(error: dict[str, Any]) -> str:
-    text = f"{error.get('type', 'error')}: {error.get('reason', '')}"
-    cause = error.get("caused_by")
-    if isinstance(cause, dict):
-        return f"{text} (caused by {cause.get('type')}: {cause.get('reason')})"
-    return text
-
-
-def _summarise(
-    items: Sequence[ItemChanges], targets: list[str], runs: list[dict[str, _ItemWrite]], result: SinkResult
-) -> None:
-    """Counts come from the index serving reads; an item failed on any index is failed (it will be resent)."""
-    for entry in items:
-        writes = [run[entry.item_id] for run in runs]
-        failed = [
-            (target, write)
-            for target, write in zip(targets, writes, strict=True)
-            if write.status is _Status.FAILED
-        ]
-        if failed:
-            target, write = failed[0]
-            result.failed[entry.item_id] = write.error if len(targets) == 1 else f"{target}: {write.error}"
-            continue
-        seen: set[int] = set()
-        for write in writes:
-            for change, reason in write.poison:
-                if id(change) not in seen:
-                    seen.add(id(change))
-                    result.poison.append((change, reason))
-        applied, stale = writes[0].counts()
-        result.applied += applied
-        result.stale += stale
