@@ -239,4 +239,8 @@ def test_rie_invokes_a_handler_on_loopback_only() -> None:
         assert rie.invoke({"Records": []}) is False
         bound = process.listeners_on(port) + process.listeners_on(api_port)
         assert bound and {item.address for item in bound} <= LOOPBACK
+    # The emulator's socket closes as its process group exits: give it a few seconds, not a race.
+    deadline = time.monotonic() + 10
+    while process.port_open(port) and time.monotonic() < deadline:
+        time.sleep(0.2)
     assert not process.port_open(port)
