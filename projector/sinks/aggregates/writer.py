@@ -4,8 +4,9 @@ Why it stays exact: each item's record holds what the item currently adds to eac
 change to a group is always ``new contributions - stored contributions``, written in the same
 transaction as the record (conditioned on the record's token as read). A retry, duplicate or late
 change is either stale against the stored version (no write) or re-folded from what is stored, so no
-delta is ever applied twice or lost. See ``table.py`` for the table layout and ``packing.py`` for how
-items are grouped into transactions (one ``ADD`` per touched group per batch when its items fit).
+delta is ever applied twice or lost. See ``table.py`` for the table layout, ``actions.py`` for what a
+transaction sends and ``packing.py`` for how items are grouped into transactions (one ``ADD`` per
+touched group per batch when its items fit).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -22,8 +22,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 from projector.config.exceptions import ConfigurationError
 from projector.projection.base import AggregateProjection
 from projector.retry.policy import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, retrying
-from projector.sinks.aggregates.keys import GROUP_KEY_ATTRIBUTE
-from projector.sinks.aggregates.numbers import NumberOutOfRange, fits
+from projector.sinks.aggregates.actions import (
+    REFUSED_ACTION,
+    REFUSED_REQUEST,
+    Refused,
+    group_limit_refusal,
+    transaction_actions,
+)
+from projector.sinks.aggregates.numbers import NumberOutOfRange
 from projector.sinks.aggregates.packing import pack
 from projector.sinks.aggregates.table import AggregateTable, Description, read_meta, write_meta
 from projector.sinks.aggregates.types import (
@@ -37,18 +43,14 @@ from projector.sinks.aggregates.types import (
     GenerationWrite,
     ItemPlan,
     Meta,
-    add,
     decode_record,
     describe_error,
     diff,
-    encode_record,
     error_code,
     generation_sk,
-    group_pk,
     is_transient,
     item_pk,
     key,
-    number,
 )
 from projector.sinks.base import ItemChanges, Sink
 from projector.versioning import fold, scheme_for
@@ -62,9 +64,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _IO_ERRORS = (ClientError, BotoCoreError, DeadlineExceeded)
-# Refusals of what a request holds: the whole request (ValidationException), or one action of it.
-REFUSED_REQUEST = frozenset({"ValidationException"})
-REFUSED_ACTION = frozenset({"ValidationError", "ItemCollectionSizeLimitExceeded"})
 
 
 class _Unprocessed(Exception):
@@ -77,10 +76,6 @@ class _Cancelled(Exception):
     def __init__(self, item_ids: set[str], codes: list[str]) -> None:
         super().__init__(f"TransactionCanceledException: {', '.join(sorted(set(codes))) or 'no reasons'}")
         self.item_ids = item_ids
-
-
-class _Refused(Exception):
-    """DynamoDB refused a transaction for what it holds (a key, an item's size, a number): not retryable."""
 
 
 class _Unfinished(Exception):
@@ -252,7 +247,7 @@ class _Batch:
             if folded.state is None:
                 continue
             after: Contributions = {} if folded.state.deleted else (folded.output or {})
-            refusal = self._refusal(before, after)
+            refusal = group_limit_refusal(self.projection.name, self.sink.max_actions, before, after)
             if refusal is not None and not after and record is not None and self.sink.max_actions > 1:
                 # A record stored past the limit by earlier code: empty it in steps (its version kept,
                 # so the removal stays newer), then write the tombstone. Rows equal records at each step.
@@ -271,21 +266,6 @@ class _Batch:
             token = record.token if record else None
             plan.writes.append(GenerationWrite(generation, token, folded.state, after, deltas))
         return plan
-
-    def _refusal(self, before: Contributions, after: Contributions) -> str | None:
-        """Why a record cannot move from ``before`` to ``after``, or None.
-
-        The limit counts the item's groups old and new: a record stored within it can always be
-        removed (one Put plus one ADD per stored group), so a deleted item never stays counted.
-        """
-        limit = self.sink.max_actions - 1
-        touched = len(before.keys() | after.keys())
-        if touched > limit:
-            return (
-                f"{self.projection.name}: an item's change touches {touched} groups (old and new); "
-                f"at most {limit} groups per item (one transaction of {self.sink.max_actions} actions)"
-            )
-        return None
 
     def _refuse(self, plan: ItemPlan, change: Change | None, reason: str) -> ItemPlan:
         """The item's write is poison: nothing of it is written, its stored record stays as it is."""
@@ -307,7 +287,7 @@ class _Batch:
     def _commit(self, plans: list[ItemPlan]) -> None:
         """Write one packed transaction, re-reading and re-folding items whose token moved, with retries.
 
-        A transaction DynamoDB refuses for what it holds (``_Refused``) is split: each item is sent on its
+        A transaction DynamoDB refuses for what it holds (``Refused``) is split: each item is sent on its
         own, and an item refused alone is poison. One bad item never fails the others packed with it.
         """
         pending = {plan.item.item_id: plan for plan in plans}
@@ -341,7 +321,7 @@ class _Batch:
                     reread.update(cancelled.item_ids)
                     last_error = cancelled
                     continue
-                except _Refused as refused:
+                except Refused as refused:
                     if len(chunk) > 1:
                         logger.warning(
                             "%s: a transaction of %d items was refused (%s); sending each item alone",
@@ -417,7 +397,7 @@ class _Batch:
             plan.committed += 1
 
     def _transact(self, plans: list[ItemPlan]) -> None:
-        actions, owners, labels = self._actions(plans)
+        actions, owners, labels = transaction_actions(self.table, self.projection.name, plans)
         self.result.transactions += 1
         self.result.group_writes.update(labels)
         try:
@@ -425,12 +405,12 @@ class _Batch:
         except ClientError as error:
             code = error_code(error)
             if code in REFUSED_REQUEST:
-                raise _Refused(describe_error(error)) from error
+                raise Refused(describe_error(error)) from error
             if code != "TransactionCanceledException":
                 raise
             codes = [reason.get("Code") or "None" for reason in error.response.get("CancellationReasons", [])]
             if any(code in REFUSED_ACTION for code in codes):
-                raise _Refused(", ".join(sorted(set(codes)))) from error
+                raise Refused(", ".join(sorted(set(codes)))) from error
             if any(code not in TRANSIENT_REASONS and code != "ConditionalCheckFailed" for code in codes):
                 raise
             moved = {
@@ -441,68 +421,6 @@ class _Batch:
             if not codes:  # no reasons given: trust nothing that was read
                 moved = {plan.item.item_id for plan in plans}
             raise _Cancelled(moved, codes) from error
-
-    def _actions(self, plans: list[ItemPlan]) -> tuple[list[dict[str, Any]], list[str | None], list[str]]:
-        """Record Puts (token-conditioned) then one ADD per group row with the summed deltas."""
-        name = self.projection.name
-        actions: list[dict[str, Any]] = []
-        owners: list[str | None] = []
-        totals: dict[tuple[int, str], dict[str, Decimal]] = {}
-        for plan in plans:
-            for write in plan.writes:
-                put: dict[str, Any] = {
-                    "TableName": self.table,
-                    "Item": encode_record(
-                        name,
-                        plan.item.item_id,
-                        write.generation,
-                        write.state,
-                        write.contributions,
-                        write.token,
-                    ),
-                }
-                if write.read_token is None:
-                    put["ConditionExpression"] = "attribute_not_exists(pk)"
-                else:
-                    put.update(
-                        ConditionExpression="#token = :token",
-                        ExpressionAttributeNames={"#token": "token"},
-                        ExpressionAttributeValues={":token": {"S": write.read_token}},
-                    )
-                actions.append({"Put": put})
-                owners.append(plan.item.item_id)
-                for group, deltas in write.deltas.items():
-                    bucket = totals.setdefault((write.generation, group), {})
-                    for measure, value in deltas.items():
-                        bucket[measure] = add(bucket.get(measure, Decimal(0)), value)
-        labels: list[str] = []
-        for (generation, group), deltas in sorted(totals.items()):
-            measures = sorted(m for m, value in deltas.items() if value != 0)
-            if not measures:
-                continue
-            if not all(fits(deltas[m]) for m in measures):  # each item's own delta fits: send them apart
-                raise _Refused("the summed change of a group row needs more digits than DynamoDB keeps")
-            adds = ", ".join(f"#m{i} :m{i}" for i in range(len(measures)))
-            actions.append(
-                {
-                    "Update": {
-                        "TableName": self.table,
-                        "Key": key(group_pk(name, group), generation_sk(generation)),
-                        "UpdateExpression": f"SET #group = :group ADD {adds}",
-                        "ExpressionAttributeNames": {
-                            "#group": GROUP_KEY_ATTRIBUTE,
-                            **{f"#m{i}": m for i, m in enumerate(measures)},
-                        },
-                        "ExpressionAttributeValues": {
-                            ":group": {"S": group},
-                            **{f":m{i}": number(deltas[m]) for i, m in enumerate(measures)},
-                        },
-                    }
-                }
-            )
-            owners.append(None)
-            labels.append(f"g{generation}:{group}")
-        return actions, owners, labels
 
     def _done(self, plan: ItemPlan) -> None:
         self.result.applied += plan.applied
