@@ -25,9 +25,13 @@ lock: install
 	$(UV_COMPILE) --extra dev -o requirements.lock
 	$(UV_COMPILE) -o requirements-runtime.lock
 
-## make test: install, start the local servers (fetched and cached on first use), run every test.
+## make test: install, start the local servers (fetched and cached on first use), run every test:
+## the tests that can share the servers in TEST_WORKERS processes (most of their time is spent
+## waiting on the servers), then the serial ones (tests/conftest.py: SERIAL_FILES) alone.
+TEST_WORKERS ?= 3
 test: install services-start
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not serial" -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m serial
 
 test-unit: install
 	$(BIN)/python -m pytest -q -m unit

@@ -7,13 +7,15 @@ TransactWriteItems deep-copies whole tables. This launcher serves moto's own WSG
 1. holds one lock around every request, body included, so requests apply one at a time;
 2. installs `devservers.moto_journal`, a per-item rollback journal for TransactWriteItems;
 3. installs `devservers.moto_streams`: an UpdateItem that creates an item records one INSERT
-   (stock moto records a keys-only INSERT first).
+   (stock moto records a keys-only INSERT first);
+4. adds numbers with DynamoDB's 38 significant digits (stock moto: Python's default 28).
 It binds the given host only (127.0.0.1 by default) and answers `GET /_devservers/health`.
 """
 
 from __future__ import annotations
 
 import argparse
+import decimal
 import io
 import json
 import logging
@@ -30,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 HEALTH_PATH = "/_devservers/health"
 LAUNCHER_ID = "devservers.moto_launcher"
+DYNAMODB_DIGITS = 38
 
 StartResponse = Callable[..., Any]
 WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
@@ -53,6 +56,9 @@ class SerialisedApp:
         _buffer_body(environ)
         with self._lock:
             self.requests += 1
+            # DynamoDB keeps 38 significant digits; moto adds numbers in the thread's decimal context,
+            # whose default precision (28) would round an ADD of two 29-digit values.
+            decimal.getcontext().prec = DYNAMODB_DIGITS
             result = self._app(environ, start_response)
             try:
                 return [b"".join(result)]

@@ -42,14 +42,35 @@ for _name, _value in (
     os.environ.setdefault(_name, _value)
 
 
+# Test files that must not share the machine with other test processes: they restart the shared
+# OpenSearch, start Toxiproxy or the Lambda emulator (one per machine), or check what listens where.
+# `make test` runs everything else in parallel processes first (pytest-xdist), then these one by one.
+SERIAL_FILES = frozenset(
+    {
+        "test_export_lambda.py",
+        "test_handler.py",
+        "test_logs.py",
+        "test_package.py",
+        "test_runner_rie.py",
+        "test_scripts_venv.py",
+        "test_servers.py",
+        "test_soak_regressions.py",
+        "test_soak_smoke.py",
+        "test_traces.py",
+    }
+)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark tests by folder: tests/integration -> integration, tests/unit -> unit."""
+    """Mark tests by folder (tests/integration -> integration, tests/unit -> unit), and the serial ones."""
     for item in items:
         parts = item.path.parts
         if "integration" in parts:
             item.add_marker(pytest.mark.integration)
         elif "unit" in parts:
             item.add_marker(pytest.mark.unit)
+        if item.path.name in SERIAL_FILES:
+            item.add_marker(pytest.mark.serial)
 
 
 # ------------------------------------------------------------------------------------------ servers

@@ -184,6 +184,10 @@ BIG_ORDERS = [  # the sum has 28 significant digits + 2 places: today's reader a
     {"order_id": "b1", "customer_id": "big", "total": Decimal(BIG), "created_at": "2024-03-02T10:00:00Z"},
     {"order_id": "b2", "customer_id": "big", "total": Decimal("0.8"), "created_at": "2024-03-02T11:00:00Z"},
 ]
+ISSUE_ORDERS = [  # the issue's own case: two orders summing to 29 significant digits
+    {"order_id": "i1", "customer_id": "issue", "total": Decimal("123456789012345678901234567.50")},
+    {"order_id": "i2", "customer_id": "issue", "total": Decimal("0.25")},
+]
 LONG_KEY_ORDERS = [
     {"order_id": "l1", "customer_id": LONG_ASCII, "total": Decimal("1.25")},
     {"order_id": "l2", "customer_id": LONG_CJK, "total": Decimal("2.50")},
@@ -191,7 +195,11 @@ LONG_KEY_ORDERS = [
 ]
 
 
-@pytest.mark.parametrize("orders", [LONG_KEY_ORDERS, BIG_ORDERS], ids=["long-keys", "large-numbers"])
+@pytest.mark.parametrize(
+    "orders",
+    [LONG_KEY_ORDERS, BIG_ORDERS, ISSUE_ORDERS],
+    ids=["long-keys", "large-numbers", "29-digit-sum"],
+)
 def test_backfill_verify_and_cli_agree_with_the_source_table(
     settings_env: Any, opensearch: Any, dynamodb: Any, orders: list[dict[str, Any]]
 ) -> None:
@@ -220,6 +228,8 @@ def test_backfill_verify_and_cli_agree_with_the_source_table(
             assert json.loads(out.stdout) == want
     if orders is BIG_ORDERS:
         assert rendered(customer_totals, truth, "big")["revenue"] == "123456789012345678901234567.80"
+    if orders is ISSUE_ORDERS:  # the moto launcher adds with DynamoDB's 38 digits, as DynamoDB does
+        assert rendered(customer_totals, truth, "issue")["revenue"] == "123456789012345678901234567.75"
 
 
 # ---------------------------------------------------------------- case 3: numbers

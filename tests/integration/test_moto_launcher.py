@@ -78,6 +78,21 @@ def _key(table: dict[str, Any], pk: str) -> dict[str, Any]:
     return key
 
 
+def test_add_keeps_dynamodbs_38_digits(table: dict[str, Any]) -> None:
+    """DynamoDB adds with 38 significant digits; stock moto rounds at Python's default 28, which would
+    make two orders summing to 123456789012345678901234567.75 (29 digits) come out ...567.8."""
+    client = table["client"]
+    for amount in ("123456789012345678901234567.5", "0.25"):
+        client.update_item(
+            TableName=table["name"],
+            Key=_key(table, "sum"),
+            UpdateExpression="ADD amount :a",
+            ExpressionAttributeValues={":a": {"N": amount}},
+        )
+    stored = _items(table)["sum"]["amount"]["N"]
+    assert stored == "123456789012345678901234567.75"
+
+
 def _items(table: dict[str, Any]) -> dict[str, dict[str, Any]]:
     client, items, start = table["client"], {}, None
     while True:
