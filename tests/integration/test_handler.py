@@ -20,7 +20,7 @@ from projector.sinks.aggregates import read_aggregate
 from projector.sinks.opensearch.indexes import read_index
 from tests.support.orders_table import delete_order, expected_aggregates, put_order, update_order
 from tests.support.streams import capture_records, event
-from tests.support.truth import same_document, scan_items, visible_documents
+from tests.support.truth import product_sales_drift, same_document, scan_items, visible_documents
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +62,7 @@ def assert_projections_equal_source(dynamodb: Any, opensearch: Any, env: Any) ->
             row = read_aggregate(engine.dynamodb, engine.settings, projection, group)
             assert Decimal(row["revenue"]) == measures["revenue"], (projection.name, group)
             assert row["order_count"] == measures["order_count"], (projection.name, group)
+    assert product_sales_drift(dynamodb, env.aggregates_table, items) == []
 
 
 def seed(dynamodb: Any, table: str, count: int, seed_value: int = 1) -> list[dict[str, Any]]:
