@@ -146,6 +146,27 @@ def test_product_sales_is_exact_under_replays_duplicates_reordering_and_group_mo
     gone = json.loads(cli("aggregate", "product_sales", "D", "--json").stdout)
     assert gone == {"name": "product_sales", "key": "D", "units": 0, "revenue": "0.00"}
 
+    # a fractional quantity cannot be a whole number of units: that change alone is dead-lettered whole
+    # for product_sales (the other projections apply it), and a fixed version applies
+    bad = order("P7", "PAID", line("A", 1, "2.00"), line("H", 1, "1.00"))
+    bad["items"][0]["qty"] = Decimal("1.5")
+    put_order(dynamodb, table, bad)
+    seen = len(records)
+    records = capture_records(dynamodb, dynamodbstreams, table)
+    handle(records[seen:])
+    letters = [letter for letter in runtime().dead_letters.list() if letter.reason == "poison"]
+    assert [letter.projection for letter in letters] == ["product_sales"]
+    assert letters[0].record == records[seen] and "'units' must be a whole number" in letters[0].error
+    live = scan_items(dynamodb, table)
+    assert (
+        product_sales_drift(dynamodb, pipeline.aggregates_table, {k: v for k, v in live.items() if k != "P7"})
+        == []
+    )
+    assert json.loads(cli("verify", "--json", "--settle", "0").stdout)["drift"] == 0  # poison skipped alike
+    update_order(dynamodb, table, bad, items=[line("A", 2, "2.00"), line("H", 1, "1.00")])
+    handle(capture_records(dynamodb, dynamodbstreams, table)[seen + 1 :])
+    assert product_sales_drift(dynamodb, pipeline.aggregates_table, scan_items(dynamodb, table)) == []
+
     # verify recomputes the same per-SKU values: a row moved behind the stream's back is found
     dynamodb.update_item(
         TableName=pipeline.aggregates_table,
