@@ -1,7 +1,9 @@
-"""The shop-orders example: a search index of orders and two aggregates over them."""
+"""The shop-orders example: a search index of orders and three aggregates over them."""
 
 from __future__ import annotations
 
+import decimal
+from decimal import Decimal
 from typing import Any
 
 from projector import AggregateProjection, AttributeVersion, Count, DocumentProjection, Sum
@@ -18,6 +20,8 @@ ORDER_FIELDS = (
     "version",
 )
 COUNTED_AS_SALES = frozenset({"PAID", "SHIPPED"})
+# qty·price without rounding: a product too long for this context raises (that order is poison), never rounds.
+EXACT = decimal.Context(prec=80, traps=[decimal.Inexact, decimal.Rounded, decimal.InvalidOperation])
 
 
 def order_document(order: dict[str, Any]) -> dict[str, Any]:
@@ -66,4 +70,23 @@ daily_sales = AggregateProjection(
     group_name="day",
     measures={"order_count": Count(), "revenue": Sum(attribute="total", places=2)},
     groups=lambda order: [order["created_at"][:10]] if order.get("status") in COUNTED_AS_SALES else [],
+)
+
+
+def line_sales(order: dict[str, Any]) -> list[tuple[str, dict[str, Decimal]]]:
+    """Each line's units and revenue for its own SKU; the engine sums lines of the same SKU."""
+    if order.get("status") not in COUNTED_AS_SALES:
+        return []
+    return [
+        (line["sku"], {"units": line["qty"], "revenue": EXACT.multiply(line["qty"], line["price"])})
+        for line in order.get("items", [])
+    ]
+
+
+product_sales = AggregateProjection(
+    name="product_sales",
+    key_attributes=("order_id",),
+    group_name="sku",
+    measures={"units": Sum(integer=True), "revenue": Sum(places=2)},
+    group_values=line_sales,
 )

@@ -6,10 +6,11 @@ its answers into versioned writes, so a new projection touches nothing but its o
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -23,6 +24,14 @@ _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 ATTRIBUTE_VERSION_BITS = 39
 # An aggregate row holds its keys (pk, sk) beside the measures; `projector aggregate` prints name and key.
 RESERVED_MEASURE_NAMES = frozenset({"pk", "sk", "name", "key"})
+# Sums a projection's per-group values exactly (the same rule as the aggregates' numbers: never round;
+# whether a total can be stored is the sink's check). Kept here so the projection API imports no store.
+_EXACT = decimal.Context(
+    prec=400,
+    Emin=-999_999,
+    Emax=999_999,
+    traps=[decimal.InvalidOperation, decimal.Overflow, decimal.Inexact, decimal.Rounded],
+)
 
 
 class AttributeVersion(BaseModel):
@@ -159,33 +168,75 @@ class Count(BaseModel):
 
 
 class Sum(BaseModel):
-    """Sums a number attribute over the items in a group, in Decimal; ``places`` fixes the display."""
+    """Sums a number over the items in a group, in Decimal; ``places`` fixes the display.
+
+    With ``groups=`` the number is the item's ``attribute``; with ``group_values=`` the projection gives
+    it per group and ``attribute`` stays unset. ``integer=True`` prints the sum as an int (``units``)
+    and refuses a value with a fractional part (that item's change is poison).
+    """
 
     model_config = ConfigDict(frozen=True)
     kind: Literal["sum"] = "sum"
-    attribute: str
+    attribute: str | None = None
     places: int = Field(default=2, ge=0, le=10)
+    integer: bool = False
 
     def value(self, item: Item) -> Decimal:
-        raw = item.get(self.attribute)
+        raw = item.get(self.attribute) if self.attribute is not None else None
         if not isinstance(raw, Decimal):
             raise ValueError(f"attribute {self.attribute!r} must be a number, got {type(raw).__name__}")
-        return raw
+        return self.checked(raw, f"attribute {self.attribute!r}")
+
+    def checked(self, value: Decimal, what: str) -> Decimal:
+        """``value`` when this sum can hold it: finite, and whole for an ``integer`` sum."""
+        if not value.is_finite():
+            raise ValueError(f"{what} must be a finite number")
+        if self.integer and value != value.to_integral_value():
+            raise ValueError(f"{what} must be a whole number (the sum is an integer measure)")
+        return value
 
     def behaviour(self) -> dict[str, Any]:
-        return {"kind": self.kind, "attribute": self.attribute}  # ``places`` only formats the output
+        behaviour: dict[str, Any] = {"kind": self.kind, "attribute": self.attribute}
+        if self.integer:  # refuses fractions, so it changes what is written; only when set (stable hashes)
+            behaviour["integer"] = True
+        return behaviour  # ``places`` only formats the output
 
 
 Measure = Annotated[Count | Sum, Field(discriminator="kind")]
 
 
+GroupValues = Mapping[str, Mapping[str, Any]] | Iterable[tuple[str, Mapping[str, Any]]]
+"""What ``group_values(item)`` returns: ``{group: {sum_measure: value}}``, or ``(group, values)`` pairs."""
+
+
 class AggregateProjection(Projection):
-    """Counts and sums per group: ``groups(item)`` names the groups a live item contributes to."""
+    """Counts and sums per group over the live items; give exactly one of ``groups`` or ``group_values``.
+
+    ``groups(item)`` names the groups a live item contributes to; each gets the same measures (1 per
+    ``Count``, the ``Sum``'s attribute). ``group_values(item)`` gives each group its own values, e.g.
+    units and revenue per SKU from an order's lines::
+
+        AggregateProjection(
+            name="product_sales",
+            key_attributes=("order_id",),
+            group_name="sku",
+            measures={"units": Sum(integer=True), "revenue": Sum(places=2)},
+            group_values=lambda order: [
+                (line["sku"], {"units": line["qty"], "revenue": line["qty"] * line["price"]})
+                for line in order["items"]
+            ],
+        )
+
+    Pairs naming the same group are summed exactly (two lines of one SKU). Values are ``Decimal`` or
+    ``int`` (floats are refused), only for ``Sum`` measures (a missing one adds 0); a ``Count`` adds 1
+    to each group the item names. A bad answer makes that item's change poison, as any projection error.
+    """
 
     kind: Literal["aggregate"] = "aggregate"
     group_name: str = "key"
     measures: dict[str, Measure] = Field(min_length=1)
-    groups: Callable[[Item], Iterable[str]]
+    groups: Callable[[Item], Iterable[str]] | None = None
+    group_values: Callable[[Item], GroupValues] | None = None
 
     @field_validator("measures")
     @classmethod
@@ -201,14 +252,70 @@ class AggregateProjection(Projection):
             )
         return value
 
+    @model_validator(mode="after")
+    def _one_source_of_values(self) -> AggregateProjection:
+        if (self.groups is None) == (self.group_values is None):
+            raise ValueError("give exactly one of groups= (same measures per group) or group_values=")
+        sums = {name: m for name, m in self.measures.items() if isinstance(m, Sum)}
+        if self.group_values is not None:
+            wrong = sorted(name for name, m in sums.items() if m.attribute is not None)
+            if wrong:
+                raise ValueError(
+                    f"sum measures {wrong} name an attribute, but group_values= gives their values: "
+                    "leave attribute unset"
+                )
+        else:
+            wrong = sorted(name for name, m in sums.items() if m.attribute is None)
+            if wrong:
+                raise ValueError(f"sum measures {wrong} need an attribute (or use group_values=)")
+        return self
+
     def contributions(self, item: Item) -> dict[str, dict[str, Decimal]]:
         """The measures this item adds to each of its groups."""
+        if self.group_values is not None:
+            return self._given_contributions(item)
+        assert self.groups is not None  # the validator guarantees one of the two
         values = {name: measure.value(item) for name, measure in self.measures.items()}
         result: dict[str, dict[str, Decimal]] = {}
         for group in self.groups(item):
-            if not isinstance(group, str) or not group:
-                raise ValueError(f"group keys must be non-empty strings, got {group!r}")
+            _check_group(group)
             result[group] = dict(values)
+        return result
+
+    def _given_contributions(self, item: Item) -> dict[str, dict[str, Decimal]]:
+        """``group_values(item)`` checked against the measures, pairs of one group summed exactly."""
+        assert self.group_values is not None
+        answer = self.group_values(item)
+        pairs = answer.items() if isinstance(answer, Mapping) else answer
+        counts = [name for name, measure in self.measures.items() if isinstance(measure, Count)]
+        result: dict[str, dict[str, Decimal]] = {}
+        for pair in pairs:
+            if not isinstance(pair, tuple | list) or len(pair) != 2:
+                raise ValueError(
+                    "group_values must return {group: {measure: value}} or (group, values) pairs"
+                )
+            group, values = pair
+            _check_group(group)
+            if not isinstance(values, Mapping):
+                raise ValueError(
+                    f"the values of a group must be a mapping of measure names, got {type(values).__name__}"
+                )
+            totals = result.setdefault(group, {name: Decimal(1) for name in counts})
+            for name, raw in values.items():
+                measure = self.measures.get(name)
+                if measure is None:
+                    raise ValueError(
+                        f"group_values names an unknown measure {name!r}; measures: {sorted(self.measures)}"
+                    )
+                if not isinstance(measure, Sum):
+                    raise ValueError(
+                        f"measure {name!r} is a Count: it adds 1 per group, group_values cannot set it"
+                    )
+                value = measure.checked(_decimal(raw, name), f"measure {name!r}")
+                totals[name] = _EXACT.add(totals.get(name, Decimal(0)), value)
+        for totals in result.values():
+            for name in self.measures:
+                totals.setdefault(name, Decimal(0))
         return result
 
     def definition(self) -> dict[str, Any]:
@@ -227,6 +334,24 @@ def field_mapping(mappings: dict[str, Any], dotted: str) -> dict[str, Any] | Non
         if node is None:
             return None
     return node
+
+
+def _check_group(group: Any) -> None:
+    if not isinstance(group, str) or not group:
+        got = "an empty string" if group == "" else type(group).__name__
+        raise ValueError(f"group keys must be non-empty strings, got {got}")
+
+
+def _decimal(value: Any, name: str) -> Decimal:
+    """A per-group value as an exact Decimal: Decimal or int only (a float has already lost digits)."""
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Decimal(value)
+    raise ValueError(
+        f"measure {name!r} needs a Decimal or int, got {type(value).__name__}"
+        + (" (floats are refused: they are not exact)" if isinstance(value, float) else "")
+    )
 
 
 def _key_text(value: Any) -> str:

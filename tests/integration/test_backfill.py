@@ -30,7 +30,7 @@ from projector.runtime import Runtime
 from projector.setup import setup
 from projector.sinks.aggregates import read_aggregate
 from projector.verify import Verifier, VerifyOptions, VerifyReport
-from tests.support.truth import same_document, scan_items, visible_documents
+from tests.support.truth import product_sales_drift, same_document, scan_items, visible_documents
 
 pytestmark = pytest.mark.integration
 
@@ -162,6 +162,7 @@ def assert_matches_truth(runtime: Runtime, dynamodb: Any, opensearch: Any) -> No
                 name,
                 key,
             )
+    assert product_sales_drift(dynamodb, settings.aggregates_table, truth) == []
 
 
 def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -74,10 +74,14 @@ def test_every_readme_example_runs_as_shown(demo_env: dict[str, str], tmp_path: 
             assert keys <= set(answer), (line, sorted(answer))
             if "..." not in shown:
                 assert keys == set(answer), (line, sorted(answer))
-        if command.startswith("projector aggregate"):
+        if command.startswith("projector aggregate customer_totals"):
             assert answer["name"] == "customer_totals" and answer["key"] == "C0007"
             assert re.fullmatch(r"-?\d+\.\d\d", answer["revenue"]) and Decimal(answer["revenue"]) > 0
             assert answer["order_count"] > 0  # C0007 holds orders in this data
+        if command.startswith("projector aggregate product_sales"):
+            assert answer["name"] == "product_sales" and answer["key"] == "SKU-7468"
+            assert re.fullmatch(r"\d+\.\d\d", answer["revenue"]) and Decimal(answer["revenue"]) > 0
+            assert type(answer["units"]) is int and answer["units"] > 0  # a line of the first (shipped) order
         if command.startswith("projector verify"):
             assert answer["drift"] == 0 and answer["checked"] > 0
     assert list(work.iterdir()) == [], "a command wrote a file (an unquoted > in the README?)"

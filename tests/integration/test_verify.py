@@ -105,6 +105,7 @@ def test_each_kind_of_drift_is_found_and_repair_puts_it_right(
         "orders": {"missing": 2, "stale": 1, "extra": 1, "mismatch": 1},
         "customer_totals": {"missing": 0, "stale": 0, "extra": 0, "mismatch": 1},
         "daily_sales": {"missing": 1, "stale": 0, "extra": 1, "mismatch": 0},
+        "product_sales": {"missing": 0, "stale": 0, "extra": 0, "mismatch": 0},
     }
     examples = {(e["kind"], e["id"]) for v in report["projections"].values() for e in v["examples"]}
     assert {

@@ -460,3 +460,147 @@ def test_setup_refuses_a_projection_keyed_by_another_attribute_before_creating_a
     with pytest.raises(ConfigurationError, match=r"table 'orders' is keyed by \('order_id',\)"):
         check_source_key(engine([aggregate(name="by_customer", key_attributes=("customer_id",))], client))
     assert check_source_key(engine([document()], FakeDynamoDB({}))) is None  # no table yet: not checked
+
+
+# --- per-group values (issue 15, item 6) ---------------------------------------------------------------
+
+LINES_ORDER = {
+    "order_id": "o-1",
+    "status": "PAID",
+    "items": [
+        {"sku": "A", "qty": Decimal(2), "price": Decimal("10.25")},
+        {"sku": "B", "qty": Decimal(1), "price": Decimal("99.99")},
+        {"sku": "A", "qty": Decimal(3), "price": Decimal("0.10")},
+    ],
+}
+
+
+def per_line(order: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    return [
+        (line["sku"], {"units": line["qty"], "revenue": line["qty"] * line["price"]})
+        for line in order["items"]
+    ]
+
+
+def per_group(**overrides: Any) -> AggregateProjection:
+    fields: dict[str, Any] = {
+        "name": "product_sales",
+        "key_attributes": ("order_id",),
+        "group_name": "sku",
+        "measures": {"units": Sum(integer=True), "revenue": Sum(places=2)},
+        "group_values": per_line,
+    }
+    return AggregateProjection(**{**fields, **overrides})
+
+
+def test_group_values_give_each_group_its_own_values_and_sum_pairs_of_one_group() -> None:
+    assert per_group().contributions(LINES_ORDER) == {
+        "A": {"units": Decimal(5), "revenue": Decimal("20.80")},
+        "B": {"units": Decimal(1), "revenue": Decimal("99.99")},
+    }
+
+
+def test_group_values_may_be_a_mapping_and_counts_add_one_per_group() -> None:
+    projection = per_group(
+        measures={"orders": Count(), "units": Sum(integer=True), "revenue": Sum()},
+        group_values=lambda order: {"A": {"units": 2}, "B": {"revenue": Decimal("1.5")}},
+    )
+    assert projection.contributions(LINES_ORDER) == {
+        "A": {"orders": Decimal(1), "units": Decimal(2), "revenue": Decimal(0)},
+        "B": {"orders": Decimal(1), "units": Decimal(0), "revenue": Decimal("1.5")},
+    }
+    # a Count is 1 per group even when pairs name the group twice
+    twice = per_group(
+        measures={"orders": Count(), "units": Sum()}, group_values=lambda o: [("A", {}), ("A", {})]
+    )
+    assert twice.contributions({}) == {"A": {"orders": Decimal(1), "units": Decimal(0)}}
+
+
+def test_group_values_sum_exactly_where_the_default_context_would_round() -> None:
+    big = Decimal("1234567890123456789012345678.9")  # 29 digits: Python's default context keeps 28
+    projection = per_group(
+        group_values=lambda o: [("A", {"revenue": big}), ("A", {"revenue": Decimal("0.01")})]
+    )
+    assert projection.contributions({})["A"]["revenue"] == Decimal("1234567890123456789012345678.91")
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ([("A", {"price": Decimal(1)})], "unknown measure 'price'"),
+        ([("A", {"revenue": 1.5})], "floats are refused"),
+        ([("A", {"revenue": "1.50"})], "needs a Decimal or int, got str"),
+        ([("A", {"revenue": True})], "needs a Decimal or int, got bool"),
+        ([("A", {"revenue": Decimal("NaN")})], "must be a finite number"),
+        ([("A", {"units": Decimal("1.5")})], "must be a whole number"),
+        ([("", {"units": 1})], "group keys must be non-empty strings, got an empty string"),
+        ([(7, {"units": 1})], "group keys must be non-empty strings, got int"),
+        (["A"], "group_values must return"),
+        ([("A", [1, 2])], "must be a mapping of measure names"),
+    ],
+)
+def test_group_values_are_checked_clearly(answer: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        per_group(group_values=lambda order: answer).contributions({})
+
+
+def test_a_count_cannot_be_set_by_group_values() -> None:
+    projection = per_group(measures={"orders": Count()}, group_values=lambda o: [("A", {"orders": 5})])
+    with pytest.raises(ValueError, match="'orders' is a Count"):
+        projection.contributions({})
+
+
+def test_error_messages_never_hold_item_values() -> None:
+    secret = "secret-sku-7"
+    with pytest.raises(ValueError) as caught:
+        per_group(group_values=lambda o: [(secret, {"revenue": 0.5})]).contributions({})
+    assert secret not in str(caught.value) and "0.5" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"groups": lambda item: ["A"]}, "exactly one of groups"),
+        ({"group_values": None}, "exactly one of groups"),
+        ({"measures": {"revenue": Sum(attribute="total")}}, "leave attribute unset"),
+    ],
+)
+def test_a_projection_takes_exactly_one_way_to_its_values(overrides: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        per_group(**overrides)
+
+
+def test_groups_still_need_sum_attributes() -> None:
+    with pytest.raises(ValidationError, match=r"sum measures \['revenue'\] need an attribute"):
+        aggregate(measures={"revenue": Sum()})
+
+
+def test_an_integer_sum_refuses_fractions_from_an_attribute_and_changes_the_hash() -> None:
+    units = aggregate(measures={"units": Sum(attribute="total", integer=True)})
+    assert units.contributions({"customer_id": "c", "total": Decimal(3)}) == {"c": {"units": Decimal(3)}}
+    with pytest.raises(ValueError, match="must be a whole number"):
+        units.contributions({"customer_id": "c", "total": Decimal("3.5")})
+    plain = aggregate(measures={"units": Sum(attribute="total")})
+    assert units.definition_hash() != plain.definition_hash()
+    assert "integer" not in plain.definition()["measures"]["units"]  # hashes stored before stay valid
+
+
+def test_render_prints_counts_and_integer_sums_as_int_and_sums_with_their_places() -> None:
+    from projector.sinks.aggregates.reader import render_measure
+
+    assert render_measure(Count(), Decimal(3)) == 3
+    assert render_measure(Sum(integer=True), Decimal(12)) == 12
+    assert render_measure(Sum(places=2), Decimal("120.5")) == "120.50"
+
+
+def test_the_example_product_sales_sums_each_skus_own_lines_of_paid_and_shipped_orders() -> None:
+    from projections.orders import product_sales
+
+    assert product_sales.contributions(LINES_ORDER) == {
+        "A": {"units": Decimal(5), "revenue": Decimal("20.80")},
+        "B": {"units": Decimal(1), "revenue": Decimal("99.99")},
+    }
+    assert product_sales.contributions({**LINES_ORDER, "status": "SHIPPED"})["B"]["units"] == 1
+    for status in ("PENDING", "CANCELLED"):
+        assert product_sales.contributions({**LINES_ORDER, "status": status}) == {}
+    assert product_sales.contributions({"order_id": "o", "status": "PAID", "items": []}) == {}

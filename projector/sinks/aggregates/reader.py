@@ -22,8 +22,8 @@ logger = logging.getLogger(__name__)
 
 
 def render_measure(measure: Measure, value: Decimal) -> int | str:
-    """Counts as int; sums as text with exactly ``places`` fractional digits ("120.50")."""
-    if isinstance(measure, Count):
+    """Counts and integer sums as int; sums as text with exactly ``places`` fractional digits ("120.50")."""
+    if isinstance(measure, Count) or measure.integer:
         return int(value)
     return numbers.render(value, measure.places)
 
