@@ -15,7 +15,10 @@ from bench.harness import REPO_ROOT, STDOUT_LOG, failed, git_commit, log, machin
 DEFAULT_OUT = REPO_ROOT / "bench" / "results.json"
 CASES: tuple[str, ...] = (
     "handler_vs_bulk",
+    "handler_vs_same_writes",
     "handler_vs_per_record",
+    "cost_per_million",
+    "freshness",
     "cpu_vs_deserializer",
     "import_vs_boto3",
     "aggregate_writes",
@@ -27,6 +30,12 @@ CASES: tuple[str, ...] = (
 def _case(name: str) -> Callable[[Any], dict[str, Any]]:
     if name in ("handler_vs_bulk", "handler_vs_per_record"):
         from bench.cases import documents as module
+    elif name == "handler_vs_same_writes":
+        from bench.cases import writes as module  # type: ignore[no-redef]
+    elif name == "cost_per_million":
+        from bench.cases import cost as module  # type: ignore[no-redef]
+    elif name == "freshness":
+        from bench.cases import freshness as module  # type: ignore[no-redef]
     elif name == "cpu_vs_deserializer":
         from bench.cases import cpu as module  # type: ignore[no-redef]
     elif name == "import_vs_boto3":
@@ -45,7 +54,10 @@ def _goal_of(name: str) -> Any:
 
     goals = {
         "handler_vs_bulk": Goal(">=", 0.8),
+        "handler_vs_same_writes": Goal(">=", 0.8),
         "handler_vs_per_record": Goal(">=", 10),
+        "cost_per_million": Goal("<=", 1.0),
+        "freshness": Goal("<=", 1.5),
         "cpu_vs_deserializer": Goal("<=", 1.0),
         "import_vs_boto3": Goal("<=", 1.5),
         "aggregate_writes": Goal("<=", 1.0),
@@ -98,7 +110,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     log("checking the local servers (scripts/services start)")
     ensure_servers()
     with bench_env() as env:
-        ctx = Context(sizes=sizes, env=env, quick=args.quick)
+        ctx = Context(sizes=sizes, env=env, quick=args.quick, results=results)
         for name in selected:
             log(f"{name} ...")
             case_started = time.monotonic()
