@@ -3,11 +3,10 @@
 A state is remembered per physical index *identity* (the index's uuid, never its name: a deleted and
 re-created index of the same name starts empty and must be read again) after the index acknowledged it:
 a write that landed, or a read. Another writer may since have stored a newer state, so a remembered
-state is a lower bound of the stored one. That is safe because every write is external-versioned: a
-write folded from an old state either carries a version the stored one does not exceed (409: the writer
-forgets it and reads again) or one above it, which the fold would also have produced from the newer
-state (see docs/benchmarks.md and tests/unit/test_known_states.py). Bounded: least recently used first
-out.
+state is only used to build writes, which OpenSearch checks by their external version (a 409 makes the
+writer forget it and read again). A remembered state never decides on its own that changes are stale:
+an item whose fold from memory writes nothing is read and folded again. tests/unit/test_known_states.py
+races two sinks with stale memories. Bounded: least recently used first out.
 """
 
 from __future__ import annotations

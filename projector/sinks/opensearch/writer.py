@@ -231,22 +231,31 @@ class _TargetWrite:
         to_read, to_fold = list(writes.values()), []
         first = True
         seeded: set[str] = set()  # stored states that are another target's tombstone, not this index's
+        recalled: set[int] = set()  # writes whose stored state came from memory, not from a read
+        verifying: list[_ItemWrite] = []
         while to_read or to_fold:
-            unread = self._recall(to_read) if first else to_read
+            unread = self._recall(to_read, recalled) if first else to_read
             self._read(unread, seeds or {}, seeded)
-            if first:
-                for write in to_read:
-                    if write.stored is not None and write.stored.deleted:
-                        write.read_tombstone = write.stored
+            if first or verifying:
+                for write in to_read if first else verifying:
+                    write.read_tombstone = (
+                        write.stored if write.stored is not None and write.stored.deleted else None
+                    )
                 first = False
             batch = [write for write in to_read if write.status is not _Status.FAILED and not _landed(write)]
             batch += to_fold
+            verifying = []
             for write in batch:
                 self._fold(write)
-                if write.line is None:
+                if write.line is None and id(write) in recalled:
+                    # Dropping changes as stale is only ever decided on a read: a remembered state may be
+                    # behind a racing writer's (a write, by contrast, is checked by its external version).
+                    recalled.discard(id(write))
+                    verifying.append(write)
+                elif write.line is None:
                     write.status = _Status.UNCHANGED
             conflicts, rejected = self._write([write for write in batch if write.line is not None])
-            to_read, to_fold = [], []
+            to_read, to_fold = list(verifying), []
             for write in conflicts:
                 if self.known is not None:
                     self.known.forget(self.identity, write.item_id)
@@ -262,7 +271,7 @@ class _TargetWrite:
         self._remember(writes.values(), seeded)
         return writes
 
-    def _recall(self, writes: list[_ItemWrite]) -> list[_ItemWrite]:
+    def _recall(self, writes: list[_ItemWrite], recalled: set[int]) -> list[_ItemWrite]:
         """Set the stored state of the ids this process knows; answer the others (to be read)."""
         if self.known is None:
             return writes
@@ -273,6 +282,7 @@ class _TargetWrite:
                 unknown.append(write)
             else:
                 write.stored = state
+                recalled.add(id(write))
         return unknown
 
     def _remember(self, writes: Iterable[_ItemWrite], seeded: set[str]) -> None:
