@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -17,6 +18,7 @@ CASES: tuple[str, ...] = (
     "handler_vs_bulk",
     "handler_vs_same_writes",
     "handler_vs_per_record",
+    "known_states_gain",
     "cost_per_million",
     "freshness",
     "cpu_vs_deserializer",
@@ -32,6 +34,8 @@ def _case(name: str) -> Callable[[Any], dict[str, Any]]:
         from bench.cases import documents as module
     elif name == "handler_vs_same_writes":
         from bench.cases import writes as module  # type: ignore[no-redef]
+    elif name == "known_states_gain":
+        from bench.cases import known as module  # type: ignore[no-redef]
     elif name == "cost_per_million":
         from bench.cases import cost as module  # type: ignore[no-redef]
     elif name == "freshness":
@@ -56,6 +60,7 @@ def _goal_of(name: str) -> Any:
         "handler_vs_bulk": Goal(">=", 0.8),
         "handler_vs_same_writes": Goal(">=", 0.8),
         "handler_vs_per_record": Goal(">=", 10),
+        "known_states_gain": Goal(">=", 1.0),
         "cost_per_million": Goal("<=", 1.0),
         "freshness": Goal("<=", 1.5),
         "cpu_vs_deserializer": Goal("<=", 1.0),
@@ -83,6 +88,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="CASE",
         help=f"run only CASE (repeatable): {', '.join(CASES)}",
     )
+    parser.add_argument(
+        "--records",
+        type=int,
+        metavar="N",
+        help="a reduced run: the document cases' stream holds N records (batch size unchanged)",
+    )
+    parser.add_argument("--rounds", type=int, metavar="N", help="paired handler runs per document case")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results file (default {DEFAULT_OUT})")
     parser.add_argument(
         "--markdown", action="store_true", help="print the table as Markdown (docs/benchmarks.md)"
@@ -96,6 +108,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from bench.env import bench_env, ensure_servers
 
     sizes = Sizes.quick() if args.quick else Sizes()
+    if args.records:
+        sizes = dataclasses.replace(sizes, stream_records=args.records)
+    if args.rounds:
+        sizes = dataclasses.replace(sizes, handler_rounds=args.rounds)
     selected = [name for name in CASES if not args.only or name in args.only]
     results: dict[str, Any] = {
         "date": now_iso(),

@@ -16,6 +16,7 @@ CASES = (
     "handler_vs_bulk",
     "handler_vs_same_writes",
     "handler_vs_per_record",
+    "known_states_gain",
     "cpu_vs_deserializer",
     "import_vs_boto3",
     "aggregate_writes",
