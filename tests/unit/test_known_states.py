@@ -238,3 +238,32 @@ def test_the_memory_is_bounded_least_recently_used_first() -> None:
     known.remember("u", "c", state)
     assert (known.get("u", "a"), known.get("u", "b"), known.get("u", "c")) == (state, None, state)
     assert known.get("other-uuid", "a") is None and len(known) == 2
+
+
+def lives(item: str, count: int) -> list[Change]:
+    """INSERT, REMOVE, INSERT, ... of ``item`` over ``count`` lives (version 1 each), one stream."""
+    changes = []
+    for number in range(1, 2 * count):
+        life = (number + 1) // 2
+        position = StreamPosition(created_at=1_790_000_000.0, sequence=str(1000 + number))
+        if number % 2:
+            changes.append(
+                Change({"order_id": item}, ChangeKind.INSERT, order(item, life, 1), None, position=position)
+            )
+        else:
+            changes.append(
+                Change({"order_id": item}, ChangeKind.REMOVE, None, order(item, life, 1), position=position)
+            )
+    return changes
+
+
+def test_a_conflict_rereads_instead_of_trusting_the_memory_again() -> None:
+    """A remembers life 1; B stored life 3; A's batch ends life 3 and starts life 4: only a re-read after
+    the 409 counts the lives right (from its memory A would write life 2, below the stored life 3)."""
+    server = FakeOpenSearch()
+    a, b = sink_pair(server)
+    history = lives("o-1", 4)  # I1 R1 I2 R2 I3 R3 I4
+    deliver(a, history[:1])
+    deliver(b, history[:5])
+    deliver(a, history[5:])
+    assert stored_documents(server) == expected(history)
