@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -15,7 +16,11 @@ from bench.harness import REPO_ROOT, STDOUT_LOG, failed, git_commit, log, machin
 DEFAULT_OUT = REPO_ROOT / "bench" / "results.json"
 CASES: tuple[str, ...] = (
     "handler_vs_bulk",
+    "handler_vs_same_writes",
     "handler_vs_per_record",
+    "known_states_gain",
+    "cost_per_million",
+    "freshness",
     "cpu_vs_deserializer",
     "import_vs_boto3",
     "aggregate_writes",
@@ -27,6 +32,14 @@ CASES: tuple[str, ...] = (
 def _case(name: str) -> Callable[[Any], dict[str, Any]]:
     if name in ("handler_vs_bulk", "handler_vs_per_record"):
         from bench.cases import documents as module
+    elif name == "handler_vs_same_writes":
+        from bench.cases import writes as module  # type: ignore[no-redef]
+    elif name == "known_states_gain":
+        from bench.cases import known as module  # type: ignore[no-redef]
+    elif name == "cost_per_million":
+        from bench.cases import cost as module  # type: ignore[no-redef]
+    elif name == "freshness":
+        from bench.cases import freshness as module  # type: ignore[no-redef]
     elif name == "cpu_vs_deserializer":
         from bench.cases import cpu as module  # type: ignore[no-redef]
     elif name == "import_vs_boto3":
@@ -45,7 +58,11 @@ def _goal_of(name: str) -> Any:
 
     goals = {
         "handler_vs_bulk": Goal(">=", 0.8),
+        "handler_vs_same_writes": Goal(">=", 0.8),
         "handler_vs_per_record": Goal(">=", 10),
+        "known_states_gain": Goal(">=", 1.0),
+        "cost_per_million": Goal("<=", 1.0),
+        "freshness": Goal("<=", 1.5),
         "cpu_vs_deserializer": Goal("<=", 1.0),
         "import_vs_boto3": Goal("<=", 1.5),
         "aggregate_writes": Goal("<=", 1.0),
@@ -71,6 +88,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="CASE",
         help=f"run only CASE (repeatable): {', '.join(CASES)}",
     )
+    parser.add_argument(
+        "--records",
+        type=int,
+        metavar="N",
+        help="a reduced run: the document cases' stream holds N records (batch size unchanged)",
+    )
+    parser.add_argument("--rounds", type=int, metavar="N", help="paired handler runs per document case")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"results file (default {DEFAULT_OUT})")
     parser.add_argument(
         "--markdown", action="store_true", help="print the table as Markdown (docs/benchmarks.md)"
@@ -84,6 +108,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from bench.env import bench_env, ensure_servers
 
     sizes = Sizes.quick() if args.quick else Sizes()
+    if args.records:
+        sizes = dataclasses.replace(sizes, stream_records=args.records)
+    if args.rounds:
+        sizes = dataclasses.replace(sizes, handler_rounds=args.rounds)
     selected = [name for name in CASES if not args.only or name in args.only]
     results: dict[str, Any] = {
         "date": now_iso(),
@@ -98,7 +126,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     log("checking the local servers (scripts/services start)")
     ensure_servers()
     with bench_env() as env:
-        ctx = Context(sizes=sizes, env=env, quick=args.quick)
+        ctx = Context(sizes=sizes, env=env, quick=args.quick, results=results)
         for name in selected:
             log(f"{name} ...")
             case_started = time.monotonic()

@@ -45,9 +45,11 @@ class Runtime:
     def document_sink(self) -> OpenSearchSink | None:
         if not self.registry.documents:
             return None
+        from projector.sinks.opensearch.known import KnownStates
         from projector.sinks.opensearch.writer import OpenSearchSink
 
-        return OpenSearchSink(self.opensearch, self.settings)
+        # the sink lives as long as the runtime (a warm Lambda container): it remembers stored states
+        return OpenSearchSink(self.opensearch, self.settings, known=KnownStates())
 
     @cached_property
     def aggregate_sink(self) -> AggregateSink | None:

@@ -29,6 +29,8 @@ class Sizes:
     backfill_items: int = 1_500
     backfill_segments: tuple[int, ...] = (1, 2, 4)
     backfill_rounds: int = 2
+    freshness_writes: int = 2_000
+    freshness_rate: float = 20.0
 
     @classmethod
     def quick(cls) -> Sizes:
@@ -47,6 +49,8 @@ class Sizes:
             aggregate_rounds=1,
             backfill_items=40,
             backfill_rounds=1,
+            freshness_writes=8,
+            freshness_rate=4.0,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -60,6 +64,7 @@ class Context:
     sizes: Sizes
     env: BenchEnv
     quick: bool = False
+    results: dict[str, Any] = field(default_factory=dict)  # the entries of the cases run so far
     _workloads: dict[int, Workload] = field(default_factory=dict)
 
     def workload(self, records: int) -> Workload:

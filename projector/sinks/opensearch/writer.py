@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from opensearchpy.exceptions import TransportError
@@ -31,6 +31,7 @@ from projector.sinks.opensearch.errors import (
     is_retryable,
 )
 from projector.sinks.opensearch.ids import document_id
+from projector.sinks.opensearch.known import KnownStates, identities
 from projector.sinks.opensearch.progress import ItemWrite as _ItemWrite
 from projector.sinks.opensearch.progress import Rejected as _Rejected
 from projector.sinks.opensearch.progress import Status as _Status
@@ -68,11 +69,13 @@ class OpenSearchSink(Sink[DocumentProjection]):
         *,
         limits: WriteLimits | None = None,
         retry_policy: RetryPolicy = DEFAULT_POLICY,
+        known: KnownStates | None = None,
     ) -> None:
         self.client = client
         self.settings = settings
         self.limits = limits or WriteLimits()
         self.retry_policy = retry_policy
+        self.known = known  # None: every batch reads every id's stored state
 
     def apply(
         self, projection: DocumentProjection, items: Sequence[ItemChanges], deadline: Deadline
@@ -95,8 +98,10 @@ class OpenSearchSink(Sink[DocumentProjection]):
         # deleted item is stale there too and a re-creation gets the same life everywhere.
         seeds: dict[str, ItemState] = {}
         runs = []
+        uuids = self._identities(client, targets, deadline)
         for target in targets:
-            runs.append(_TargetWrite(self, client, projection, target, deadline).run(items, seeds))
+            write = _TargetWrite(self, client, projection, target, deadline, uuids.get(target))
+            runs.append(write.run(items, seeds))
             for item_id, write in runs[-1].items():
                 if write.read_tombstone is not None:
                     seeds.setdefault(item_id, write.read_tombstone)
@@ -150,6 +155,20 @@ class OpenSearchSink(Sink[DocumentProjection]):
         """The stored ItemState of each id that has a document (live, hidden or tombstone)."""
         return {item_id: doc.state for item_id, doc in self.read_documents(projection, ids, index).items()}
 
+    def _identities(self, client: Any, targets: list[str], deadline: Deadline) -> dict[str, str]:
+        """The targets' uuids when states are remembered; none (so every id is read) if unavailable."""
+        if self.known is None:
+            return {}
+        try:
+            return self._call(
+                deadline,
+                "reading the uuids of the write targets",
+                lambda: identities(client, targets, deadline.timeout(self.settings.opensearch_timeout_s)),
+            )
+        except Exception as error:  # reading every id is always correct, only slower
+            logger.warning("cannot read the uuids of %s: %s", ",".join(targets), describe_error(error))
+            return {}
+
     def _call(self, deadline: Deadline, what: str, request: Callable[[], T]) -> T:
         def attempt() -> T:
             if deadline.expired:
@@ -193,8 +212,11 @@ class _TargetWrite:
         projection: DocumentProjection,
         target: str,
         deadline: Deadline,
+        identity: str | None = None,
     ) -> None:
         self.sink = sink
+        self.known = sink.known if identity is not None else None
+        self.identity = identity or ""
         self.client = client
         self.projection = projection
         self.target = target
@@ -208,22 +230,35 @@ class _TargetWrite:
         writes = {entry.item_id: _ItemWrite(entry) for entry in entries}
         to_read, to_fold = list(writes.values()), []
         first = True
+        seeded: set[str] = set()  # stored states that are another target's tombstone, not this index's
+        recalled: set[int] = set()  # writes whose stored state came from memory, not from a read
+        verifying: list[_ItemWrite] = []
         while to_read or to_fold:
-            self._read(to_read, seeds or {})
-            if first:
-                for write in to_read:
-                    if write.stored is not None and write.stored.deleted:
-                        write.read_tombstone = write.stored
+            unread = self._recall(to_read, recalled) if first else to_read
+            self._read(unread, seeds or {}, seeded)
+            if first or verifying:
+                for write in to_read if first else verifying:
+                    write.read_tombstone = (
+                        write.stored if write.stored is not None and write.stored.deleted else None
+                    )
                 first = False
             batch = [write for write in to_read if write.status is not _Status.FAILED and not _landed(write)]
             batch += to_fold
+            verifying = []
             for write in batch:
                 self._fold(write)
-                if write.line is None:
+                if write.line is None and id(write) in recalled:
+                    # Dropping changes as stale is only ever decided on a read: a remembered state may be
+                    # behind a racing writer's (a write, by contrast, is checked by its external version).
+                    recalled.discard(id(write))
+                    verifying.append(write)
+                elif write.line is None:
                     write.status = _Status.UNCHANGED
             conflicts, rejected = self._write([write for write in batch if write.line is not None])
-            to_read, to_fold = [], []
+            to_read, to_fold = list(verifying), []
             for write in conflicts:
+                if self.known is not None:
+                    self.known.forget(self.identity, write.item_id)
                 write.conflicts += 1
                 if write.conflicts > self.limits.conflict_rounds:
                     write.status = _Status.SUPERSEDED
@@ -233,12 +268,45 @@ class _TargetWrite:
                 assert write.folded is not None and write.folded.last is not None
                 write.rejected.append((write.folded.last, reason))
                 to_fold.append(write)
+        self._remember(writes.values(), seeded)
         return writes
+
+    def _recall(self, writes: list[_ItemWrite], recalled: set[int]) -> list[_ItemWrite]:
+        """Set the stored state of the ids this process knows; answer the others (to be read)."""
+        if self.known is None:
+            return writes
+        unknown = []
+        for write in writes:
+            state = self.known.get(self.identity, write.item_id)
+            if state is None:
+                unknown.append(write)
+            else:
+                write.stored = state
+                recalled.add(id(write))
+        return unknown
+
+    def _remember(self, writes: Iterable[_ItemWrite], seeded: set[str]) -> None:
+        """Keep what this index acknowledged: a landed write's state, or the state an unchanged item has."""
+        if self.known is None:
+            return
+        for write in writes:
+            if (
+                write.status is _Status.WRITTEN
+                and write.folded is not None
+                and write.folded.state is not None
+            ):
+                self.known.remember(self.identity, write.item_id, write.folded.state)
+            elif (
+                write.status is _Status.UNCHANGED and write.stored is not None and write.item_id not in seeded
+            ):
+                self.known.remember(self.identity, write.item_id, write.stored)
+            else:
+                self.known.forget(self.identity, write.item_id)
 
     def _timeout(self) -> float:
         return self.deadline.timeout(self.sink.settings.opensearch_timeout_s)
 
-    def _read(self, writes: list[_ItemWrite], seeds: dict[str, ItemState]) -> None:
+    def _read(self, writes: list[_ItemWrite], seeds: dict[str, ItemState], seeded: set[str]) -> None:
         def send(chunk: list[_ItemWrite]) -> list[_ItemWrite]:
             ids = [document_id(write.item_id) for write in chunk]
             response = self.client.mget(
@@ -255,7 +323,12 @@ class _TargetWrite:
                     again.append(write)
                 else:
                     source = (doc.get("_source") or {}) if doc.get("found") else {}
-                    write.stored = state_of(source.get(META_FIELD)) or seeds.get(write.item_id)
+                    write.stored = state_of(source.get(META_FIELD))
+                    if write.stored is None and write.item_id in seeds:
+                        write.stored = seeds[write.item_id]
+                        seeded.add(write.item_id)
+                    else:
+                        seeded.discard(write.item_id)
             return again
 
         size = self.limits.mget_ids
