@@ -260,3 +260,16 @@ def _drop_tables(*names: str) -> None:
             pass
         except Exception as error:  # cleanup must not hide the test's own result
             logger.warning("cleanup of table %s failed: %s", name, error)
+
+
+@pytest.fixture
+def pipeline(settings_env: Any, dynamodb: Any, dynamodbstreams: Any) -> Any:
+    """The example projections set up (source table with its stream, indexes, aggregates table) for
+    calls of the Lambda handler (tests/support/handler.py); the cached engine is reset around it."""
+    from projector.handler import reset_runtime, runtime
+    from projector.setup import setup
+
+    reset_runtime()
+    setup(runtime(), with_source_table=True)
+    yield settings_env
+    reset_runtime()

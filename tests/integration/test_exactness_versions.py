@@ -7,7 +7,6 @@ and the moto server), then compares every projection with the source table.
 from __future__ import annotations
 
 import random
-import time
 from decimal import Decimal
 from typing import Any
 
@@ -16,37 +15,14 @@ import pytest
 from devservers.workload import make_order
 from projections.orders import customer_totals, daily_sales, orders
 from projector.backfill import Backfill, BackfillOptions, BackfillReport
-from projector.handler import lambda_handler, reset_runtime, runtime
+from projector.handler import runtime
 from projector.sinks.aggregates import read_aggregate
+from tests.support.handler import handle
 from tests.support.orders_table import expected_aggregates, put_order, update_order
-from tests.support.streams import capture_records, event
+from tests.support.streams import capture_records
 from tests.support.truth import same_document, scan_items, visible_documents
 
 pytestmark = pytest.mark.integration
-
-
-class Context:
-    """The part of Lambda's context object the handler reads."""
-
-    def __init__(self, seconds: float) -> None:
-        self.end = time.monotonic() + seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return int((self.end - time.monotonic()) * 1000)
-
-
-@pytest.fixture
-def pipeline(settings_env: Any, dynamodb: Any, dynamodbstreams: Any) -> Any:
-    from projector.setup import setup
-
-    reset_runtime()
-    setup(runtime(), with_source_table=True)
-    yield settings_env
-    reset_runtime()
-
-
-def handle(records: list[dict[str, Any]]) -> dict[str, Any]:
-    return lambda_handler(event(records), Context(60))
 
 
 def backfill(**options: Any) -> BackfillReport:

@@ -15,38 +15,15 @@ import pytest
 
 from devservers.workload import make_order
 from projections.orders import customer_totals, daily_sales
-from projector.handler import lambda_handler, reset_runtime, runtime
+from projector.handler import reset_runtime, runtime
 from projector.sinks.aggregates import read_aggregate
 from projector.sinks.opensearch.indexes import read_index
+from tests.support.handler import handle
 from tests.support.orders_table import delete_order, expected_aggregates, put_order, update_order
-from tests.support.streams import capture_records, event
+from tests.support.streams import capture_records
 from tests.support.truth import product_sales_drift, same_document, scan_items, visible_documents
 
 pytestmark = pytest.mark.integration
-
-
-class Context:
-    """The part of Lambda's context object the handler reads."""
-
-    def __init__(self, seconds: float) -> None:
-        self.end = time.monotonic() + seconds
-
-    def get_remaining_time_in_millis(self) -> int:
-        return int((self.end - time.monotonic()) * 1000)
-
-
-@pytest.fixture
-def pipeline(settings_env: Any, dynamodb: Any, dynamodbstreams: Any) -> Any:
-    from projector.setup import setup
-
-    reset_runtime()
-    setup(runtime(), with_source_table=True)
-    yield settings_env
-    reset_runtime()
-
-
-def handle(records: list[dict[str, Any]], seconds: float = 60) -> dict[str, Any]:
-    return lambda_handler(event(records), Context(seconds))
 
 
 def assert_projections_equal_source(dynamodb: Any, opensearch: Any, env: Any) -> None:

@@ -19,23 +19,14 @@ from typing import Any
 import pytest
 
 from devservers.workload import make_order
-from projector.handler import lambda_handler, reset_runtime, runtime
+from projector.handler import lambda_handler, runtime
+from tests.support.handler import LambdaContext
 from tests.support.orders_table import put_order
 from tests.support.streams import capture_records, event
 
 pytestmark = pytest.mark.integration
 
 SECRETS = ("4111-1111-1111-1111", "SECRETDATE-7777", "secret-customer-5555")
-
-
-@pytest.fixture
-def pipeline(settings_env: Any, dynamodb: Any, dynamodbstreams: Any) -> Any:
-    from projector.setup import setup
-
-    reset_runtime()
-    setup(runtime(), with_source_table=True)
-    yield settings_env
-    reset_runtime()
 
 
 def poisoned_batch(dynamodb: Any, dynamodbstreams: Any, table: str) -> list[dict[str, Any]]:
@@ -60,17 +51,12 @@ def poisoned_batch(dynamodb: Any, dynamodbstreams: Any, table: str) -> list[dict
     return [*records, bad_number, bad_date, bad_group]
 
 
-class Context:
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
 def test_no_item_value_reaches_any_log_line(
     pipeline: Any, dynamodb: Any, dynamodbstreams: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     batch = poisoned_batch(dynamodb, dynamodbstreams, pipeline.source_table)
     with caplog.at_level(logging.DEBUG):
-        answer = lambda_handler(event(batch), Context())
+        answer = lambda_handler(event(batch), LambdaContext())
     assert answer == {"batchItemFailures": []}
     letters = list(runtime().dead_letters.list())
     assert len(letters) >= 2, [letter.error for letter in letters]

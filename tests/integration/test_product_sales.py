@@ -16,29 +16,15 @@ from typing import Any
 import pytest
 
 from devservers.workload import make_order
-from projector.handler import lambda_handler, reset_runtime, runtime
+from projector.handler import lambda_handler, runtime
 from projector.sinks.aggregates import read_aggregate
 from tests.integration.test_backfill import cli
+from tests.support.handler import LambdaContext
 from tests.support.orders_table import delete_order, put_order, update_order
 from tests.support.streams import capture_records, event
 from tests.support.truth import product_sales_drift, product_sales_truth, scan_items
 
 pytestmark = pytest.mark.integration
-
-
-class Context:
-    def get_remaining_time_in_millis(self) -> int:
-        return 60_000
-
-
-@pytest.fixture
-def pipeline(settings_env: Any, dynamodb: Any, dynamodbstreams: Any) -> Any:
-    from projector.setup import setup
-
-    reset_runtime()
-    setup(runtime(), with_source_table=True)
-    yield settings_env
-    reset_runtime()
 
 
 def line(sku: str, qty: int, price: str) -> dict[str, Any]:
@@ -113,7 +99,7 @@ def test_product_sales_is_exact_under_replays_duplicates_reordering_and_group_mo
     assert len(records) > 30
 
     def handle(batch: list[dict[str, Any]]) -> None:
-        assert lambda_handler(event(batch), Context()) == {"batchItemFailures": []}
+        assert lambda_handler(event(batch), LambdaContext()) == {"batchItemFailures": []}
 
     handle(records[len(records) // 2 :])  # the later half first: older changes arrive after newer ones
     shuffled = records[:]
