@@ -36,13 +36,13 @@ from tests.integration.test_aggregate_sink import (
     sink,
 )
 from tests.integration.test_backfill import backfill, ready_runtime, verify
-from tests.integration.test_handler import handle, pipeline
+from tests.support.handler import handle
 from tests.support.orders_table import put_order, update_order
 from tests.support.streams import capture_records
 from tests.support.truth import scan_items
 
 pytestmark = pytest.mark.integration
-__all__ = ["base_settings", "client", "pipeline", "settings", "sink"]  # fixtures of other test modules
+__all__ = ["base_settings", "client", "settings", "sink"]  # fixtures of other test modules
 
 BIG = "123456789012345678901234567.0"  # 28 significant digits: the moto server adds 28 digits exactly
 LONG_ASCII = "c" * 3000
