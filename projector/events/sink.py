@@ -40,6 +40,7 @@ from projector.events.types import Event, EventError, read_version, recorded_eve
 from projector.retry.policy import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, retrying
 from projector.sinks.base import ItemChanges, Sink
 from projector.sinks.opensearch import indexes
+from projector.sinks.opensearch.chunks import by_size
 from projector.sinks.opensearch.client import CountingClient, RequestCounter
 from projector.sinks.opensearch.errors import RETRYABLE_STATUS, describe_error, is_retryable
 from projector.sinks.opensearch.types import WriteLimits
@@ -332,19 +333,7 @@ class EventStreamSink(Sink["EventStreamProjection"]):
         return conflicts
 
     def _chunks(self, ids: list[str], lines: dict[str, tuple[bytes, int]]) -> list[list[str]]:
-        chunks: list[list[str]] = []
-        current: list[str] = []
-        size = 0
-        for stream_id in ids:
-            length = len(lines[stream_id][0])
-            if current and size + length > self.limits.max_request_bytes:
-                chunks.append(current)
-                current, size = [], 0
-            current.append(stream_id)
-            size += length
-        if current:
-            chunks.append(current)
-        return chunks
+        return by_size(ids, lambda stream_id: len(lines[stream_id][0]), self.limits.max_request_bytes)
 
     # plumbing -------------------------------------------------------------------------------------------
     def _timeout(self, deadline: Deadline) -> float:

@@ -9,13 +9,7 @@ the source, and the CLI's own backfill over the same input finds nothing left to
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
 import socket
-import subprocess
-import sys
-import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,55 +44,19 @@ def runtime(settings_env: Any, opensearch: Any, dynamodb: Any, monkeypatch: pyte
 
 
 @pytest.fixture
-def emulator(runtime: Runtime, tmp_path: Path) -> Iterator[str]:
+def emulator(runtime: Runtime) -> Iterator[str]:
     """The RIE on free 127.0.0.1 ports running projector.backfill_handler with this test's settings."""
-    try:
-        from devservers.gotools import ensure_rie
+    from devservers.rie import INVOKE_PATH, running_rie
 
-        binary = ensure_rie()
-    except Exception as error:  # pragma: no cover - no Go toolchain or network
-        pytest.skip(f"the Lambda Runtime Interface Emulator is not available: {error}")
-    invoke_port, runtime_port = _free_port(), _free_port()
-    command = [
-        str(binary),
-        "--log-level",
-        "error",
-        "--runtime-api-address",
-        f"127.0.0.1:{runtime_port}",
-        "--runtime-interface-emulator-address",
-        f"127.0.0.1:{invoke_port}",
-        sys.executable,
-        "-m",
-        "awslambdaric",
-        "projector.backfill_handler.lambda_handler",
-    ]
-    if shutil.which("timeout"):
-        command = ["timeout", "--kill-after=5", "600", *command]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "AWS_LAMBDA_FUNCTION_TIMEOUT": str(TIMEOUT_S)}
-    log = (tmp_path / "rie.log").open("wb")
-    process = subprocess.Popen(
-        command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
-    try:
-        end = time.monotonic() + 20
-        while True:
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", invoke_port)) == 0:
-                    break
-            assert process.poll() is None and time.monotonic() < end, "the emulator did not start"
-            time.sleep(0.05)
-        url = f"http://127.0.0.1:{invoke_port}/2015-03-31/functions/function/invocations"
+    with running_rie(
+        handler="projector.backfill_handler.lambda_handler",
+        env={"AWS_LAMBDA_FUNCTION_TIMEOUT": str(TIMEOUT_S)},
+        port=_free_port(),
+        runtime_api_port=_free_port(),
+    ) as rie:
+        url = rie.url + INVOKE_PATH
         _invoke(url, {"action": "verify"})  # cold start (imports, clients) outside the timed items
         yield url
-    finally:
-        for sig in (signal.SIGTERM, signal.SIGKILL):
-            try:
-                os.killpg(process.pid, sig)
-                process.wait(timeout=5)
-                break
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                continue
-        log.close()
 
 
 def _invoke(url: str, event: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -232,27 +231,9 @@ def _deploy(deployment: Deployment, parameters: dict[str, str]) -> dict[str, str
         parts.append(machine["DefinitionSubstitutions"][name] if name else piece)
     machine["DefinitionString"] = {"Fn::Join": ["", [p if not isinstance(p, int) else str(p) for p in parts]]}
     del machine["DefinitionSubstitutions"]
-    cloudformation = client("cloudformation")
-    name = f"projector-backfill-{deployment.suffix}"
-    cloudformation.create_stack(
-        StackName=name,
-        TemplateBody=json.dumps(variant),
-        Capabilities=["CAPABILITY_IAM"],
-        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()],
-    )
-    deployment.stacks.append(name)
     deployment.tables += [parameters["SourceTableName"]]
-    end = time.monotonic() + 60
-    while True:
-        stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
-        if not stack["StackStatus"].endswith("_IN_PROGRESS") or time.monotonic() > end:
-            break
-        time.sleep(0.2)
-    summaries = cloudformation.list_stack_resources(StackName=name)["StackResourceSummaries"]
+    stack, summaries = deployment.create(f"projector-backfill-{deployment.suffix}", variant, parameters)
     physical = {s["LogicalResourceId"]: s["PhysicalResourceId"] for s in summaries if s["LogicalResourceId"]}
-    for key in ("DeadLetterBucket",):
-        if key in physical:
-            deployment.buckets.append(physical[key])
     assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")
     return {**physical, **{o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs", [])}}
 

@@ -550,6 +550,30 @@ class Deployment:
         s3.put_object(Bucket=bucket, Key="projector-lambda.zip", Body=buffer.getvalue())
         return f"s3://{bucket}/projector-lambda.zip"
 
+    def create(
+        self, name: str, variant: dict[str, Any], parameters: dict[str, str]
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Create the stack in moto's CloudFormation and wait for it; its description and resources."""
+        cloudformation = client("cloudformation")
+        cloudformation.create_stack(
+            StackName=name,
+            TemplateBody=json.dumps(variant),
+            Capabilities=["CAPABILITY_IAM"],
+            Parameters=[{"ParameterKey": key, "ParameterValue": value} for key, value in parameters.items()],
+        )
+        self.stacks.append(name)
+        deadline = time.monotonic() + 60
+        while True:
+            stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+            if not stack["StackStatus"].endswith("_IN_PROGRESS") or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        summaries = cloudformation.list_stack_resources(StackName=name)["StackResourceSummaries"]
+        for summary in summaries:
+            if summary["LogicalResourceId"] == "DeadLetterBucket":
+                self.buckets.append(summary["PhysicalResourceId"])  # Retain: outlives the stack
+        return stack, summaries
+
     def deploy(
         self, name: str, parameters: dict[str, str], live_conditions: dict[str, bool]
     ) -> dict[str, Any]:
@@ -576,27 +600,11 @@ class Deployment:
             "StreamNotDeliveredAlarmName",
         }
 
-        cloudformation = client("cloudformation")
-        cloudformation.create_stack(
-            StackName=name,
-            TemplateBody=json.dumps(variant),
-            Capabilities=["CAPABILITY_IAM"],
-            Parameters=[{"ParameterKey": key, "ParameterValue": value} for key, value in parameters.items()],
-        )
-        self.stacks.append(name)
-        deadline = time.monotonic() + 60
-        while True:
-            stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
-            if not stack["StackStatus"].endswith("_IN_PROGRESS") or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
-        summaries = cloudformation.list_stack_resources(StackName=name)["StackResourceSummaries"]
+        stack, summaries = self.create(name, variant, parameters)
         # moto lists a resource whose condition is false as a blank entry; keep the real ones.
         physical = {
             s["LogicalResourceId"]: s["PhysicalResourceId"] for s in summaries if s["LogicalResourceId"]
         }
-        if "DeadLetterBucket" in physical:
-            self.buckets.append(physical["DeadLetterBucket"])  # Retain: outlives the stack
         if "SourceTable" in physical:
             self.tables.append(physical["SourceTable"])  # Retain: outlives the stack
         assert stack["StackStatus"] == "CREATE_COMPLETE", stack.get("StackStatusReason")

@@ -21,6 +21,7 @@ from projector.retry.deadline import Deadline
 from projector.retry.policy import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, retrying
 from projector.sinks.base import ItemChanges, Sink, SinkResult
 from projector.sinks.opensearch import indexes
+from projector.sinks.opensearch.chunks import by_size
 from projector.sinks.opensearch.client import CountingClient, RequestCounter
 from projector.sinks.opensearch.errors import (
     REJECTED_TYPES,
@@ -447,19 +448,7 @@ class _TargetWrite:
             logger.warning("cannot update the meta mapping of %s: %s", self.target, describe_error(error))
 
     def _chunks(self, writes: list[_ItemWrite]) -> list[list[_ItemWrite]]:
-        chunks: list[list[_ItemWrite]] = []
-        current: list[_ItemWrite] = []
-        size = 0
-        for write in writes:
-            length = len(write.line or b"")
-            if current and size + length > self.limits.max_request_bytes:
-                chunks.append(current)
-                current, size = [], 0
-            current.append(write)
-            size += length
-        if current:
-            chunks.append(current)
-        return chunks
+        return by_size(writes, lambda write: len(write.line or b""), self.limits.max_request_bytes)
 
     def _retry(
         self,
