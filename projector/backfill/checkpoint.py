@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from projector.exceptions import ProjectorError
 from projector.runner.checkpoints import write_atomically
 
 logger = logging.getLogger(__name__)
@@ -26,8 +27,8 @@ logger = logging.getLogger(__name__)
 FORMAT = 1
 
 
-class CheckpointError(Exception):
-    """The checkpoint is unreadable or belongs to another kind of run than the one asked for."""
+class ScanCheckpointError(ProjectorError):
+    """A backfill's scan checkpoint is unreadable or belongs to another kind of run than the one asked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,7 +170,7 @@ class Checkpoint:
         except FileNotFoundError:
             return None
         except ValueError as error:
-            raise CheckpointError(f"cannot read {path}: {error}; move it aside to start over") from None
+            raise ScanCheckpointError(f"cannot read {path}: {error}; move it aside to start over") from None
         try:
             if data.get("format") != FORMAT:
                 raise ValueError(f"unknown format {data.get('format')!r}")
@@ -187,7 +188,7 @@ class Checkpoint:
                 states={int(k): SegmentState.from_json(v) for k, v in data["segments"].items()},
             )
         except (KeyError, TypeError, ValueError) as error:
-            raise CheckpointError(f"cannot read {path}: {error}; move it aside to start over") from None
+            raise ScanCheckpointError(f"cannot read {path}: {error}; move it aside to start over") from None
 
 
 def _encode_key(key: dict[str, Any] | None) -> dict[str, Any] | None:

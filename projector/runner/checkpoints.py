@@ -18,6 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from projector.exceptions import ProjectorError
+
 logger = logging.getLogger(__name__)
 
 FORMAT = 1
@@ -53,8 +55,8 @@ class ShardCheckpoint:
         )
 
 
-class CheckpointError(Exception):
-    """The checkpoint file exists but cannot be read; never silently restarted from scratch."""
+class StreamCheckpointError(ProjectorError):
+    """``projector run``'s shard positions exist but cannot be read: never a silent restart."""
 
 
 class CheckpointStore:
@@ -155,7 +157,7 @@ class CheckpointStore:
                 for arn, stream in data.get("streams", {}).items()
             }
         except (ValueError, KeyError, TypeError, AttributeError) as error:
-            raise CheckpointError(
+            raise StreamCheckpointError(
                 f"cannot read checkpoints {self.path}: {error}; move it aside to start over"
             ) from None
 

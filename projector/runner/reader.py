@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from projector.retry.aws import is_transient_aws_error
+from projector.exceptions import ProjectorError
 from projector.runner.shards import Shard
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class ReadResult:
     end_of_shard: bool = False
 
 
-class StreamReadError(Exception):
+class StreamReadError(ProjectorError):
     """Reading the stream failed in a way retrying will not fix (stream gone, access denied)."""
 
 
@@ -153,11 +153,6 @@ class ShardReader:
         self._last_read = None
         self._start = StartingPosition.trim_horizon()
         self._iterator = None
-
-
-def is_transient(error: BaseException) -> bool:
-    """Throttling, server faults and network trouble: wait and read again."""
-    return is_transient_aws_error(error)
 
 
 def to_lambda_record(raw: dict[str, Any], stream_arn: str, region: str) -> dict[str, Any]:

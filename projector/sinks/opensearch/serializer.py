@@ -15,11 +15,13 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from projector.exceptions import ProjectorError
+
 LONG_MIN = -(1 << 63)
 LONG_MAX = (1 << 63) - 1
 
 
-class SerializationError(ValueError):
+class SerializationError(ProjectorError, ValueError):
     """A value cannot be written as JSON without changing it."""
 
 
