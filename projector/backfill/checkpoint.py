@@ -9,7 +9,6 @@ because every write is versioned.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import threading
@@ -20,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from projector.exceptions import ProjectorError
+from projector.jsonsafe import jsonable, key_from_json
 from projector.runner.checkpoints import write_atomically
 
 logger = logging.getLogger(__name__)
@@ -81,12 +81,12 @@ class SegmentState:
     pages: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"key": _encode_key(self.key), "done": self.done, "items": self.items, "pages": self.pages}
+        return {"key": jsonable(self.key), "done": self.done, "items": self.items, "pages": self.pages}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SegmentState:
         return cls(
-            key=_decode_key(data.get("key")),
+            key=key_from_json(data.get("key")),
             done=bool(data.get("done")),
             items=int(data.get("items", 0)),
             pages=int(data.get("pages", 0)),
@@ -189,21 +189,3 @@ class Checkpoint:
             )
         except (KeyError, TypeError, ValueError) as error:
             raise ScanCheckpointError(f"cannot read {path}: {error}; move it aside to start over") from None
-
-
-def _encode_key(key: dict[str, Any] | None) -> dict[str, Any] | None:
-    """LastEvaluatedKey as JSON: key attributes are S, N or B (bytes become base64, as in the stream)."""
-    if key is None:
-        return None
-    return {
-        name: ({"B": base64.b64encode(value["B"]).decode()} if "B" in value else value)
-        for name, value in key.items()
-    }
-
-
-def _decode_key(key: dict[str, Any] | None) -> dict[str, Any] | None:
-    if key is None:
-        return None
-    return {
-        name: ({"B": base64.b64decode(value["B"])} if "B" in value else value) for name, value in key.items()
-    }

@@ -8,7 +8,6 @@ as base64. The reader keeps its own position so an expired iterator is replaced 
 
 from __future__ import annotations
 
-import base64
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from projector.exceptions import ProjectorError
+from projector.jsonsafe import jsonable
 from projector.runner.shards import Shard
 
 logger = logging.getLogger(__name__)
@@ -182,12 +182,4 @@ def epoch_seconds(value: Any) -> int | float:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, datetime):
-        return epoch_seconds(value)
-    return value
+    return jsonable(value, lambda leaf: epoch_seconds(leaf) if isinstance(leaf, datetime) else leaf)
