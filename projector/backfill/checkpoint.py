@@ -2,7 +2,7 @@
 
 One JSON file per table and segment range under ``settings.state_dir`` (``backfill/<table>.json``, or
 ``backfill/<table>.<A>-<B>of<T>.json`` for one piece of a split run), rewritten whole and atomically
-after every page (the runner's ``write_atomically``), so ``kill -9`` leaves the old or the new file.
+after every page (``projector.statefiles.write_atomically``), so ``kill -9`` leaves the old or the new file.
 A resumed run re-reads at most the page each segment had in flight; re-applying it is harmless
 because every write is versioned.
 """
@@ -20,7 +20,7 @@ from typing import Any
 
 from projector.exceptions import ProjectorError
 from projector.jsonsafe import jsonable, key_from_json
-from projector.runner.checkpoints import write_atomically
+from projector.statefiles import write_atomically
 
 logger = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from typing import Any
 from projector.backfill.export import Export, ExportError, find_folder, locate
 from projector.retry import Deadline, retrying
 from projector.retry.transient import error_code, is_transient
-from projector.runner.checkpoints import write_atomically
+from projector.statefiles import write_atomically
 
 logger = logging.getLogger(__name__)
 

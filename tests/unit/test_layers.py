@@ -29,6 +29,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
             "projector.retry",
             "projector.clients",
             "projector.jsonsafe",
+            "projector.statefiles",
             "projector.logsafe",
             "projector.observability",
             "projector.observability_env",

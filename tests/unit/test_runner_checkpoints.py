@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from projector.runner.checkpoints import CheckpointStore, StreamCheckpointError, write_atomically
+from projector.runner.checkpoints import CheckpointStore, StreamCheckpointError
+from projector.statefiles import write_atomically
 
 pytestmark = pytest.mark.unit
 
