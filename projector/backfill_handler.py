@@ -20,6 +20,7 @@ from typing import Any
 
 from projector.backfill.workitems import DEFAULT_MARGIN_MS, WorkItem, apply_item, plan
 from projector.config.exceptions import ConfigurationError
+from projector.exceptions import ProjectorError
 from projector.retry.deadline import Deadline
 from projector.runtime import Runtime
 
@@ -28,7 +29,7 @@ logger = logging.getLogger(__name__)
 _runtime: Runtime | None = None
 
 
-class BackfillItemError(Exception):
+class BackfillItemError(ProjectorError):
     """An item could not be applied (a file failing its checks, writes failing): the Map retries it."""
 
 

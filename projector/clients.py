@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from botocore.exceptions import BotoCoreError
+from projector.retry.transient import TruncatedResponseError
 
 if TYPE_CHECKING:
     from projector.config.settings import Settings
@@ -23,11 +23,13 @@ READ_TIMEOUT_S = 10
 JSON_SERVICES = frozenset({"dynamodb", "dynamodbstreams"})
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
-
-class TruncatedResponseError(BotoCoreError):
-    """A 200 answer whose JSON body is cut short: botocore would parse it as an empty result."""
-
-    fmt = "{operation}: the answer was cut short ({size} bytes of invalid JSON); retrying is safe"
+__all__ = [
+    "TruncatedResponseError",
+    "dynamodb_client",
+    "reject_truncated_json",
+    "s3_client",
+    "streams_client",
+]
 
 
 def reject_truncated_json(http_response: Any, model: Any, **_: Any) -> None:

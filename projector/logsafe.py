@@ -1,7 +1,7 @@
 """What a log line may say about a record: error kinds, field paths, hashes and counts, never values.
 
 Kept free of Powertools so the CLI and the pipeline import it at no cost; ``projector.observability``
-adds the Lambda side (JSON handler, correlation keys, traces).
+adds the Lambda side (JSON handler, correlation keys, traces) and is loaded only in Lambda.
 """
 
 from __future__ import annotations
@@ -10,28 +10,14 @@ import contextlib
 import hashlib
 import logging
 from collections.abc import Iterator
-from contextvars import ContextVar
 
-_projection: ContextVar[str | None] = ContextVar("projector_projection", default=None)
-
-
-class ProjectionFilter(logging.Filter):
-    """Adds the ``projection`` correlation key of the sink running in this context."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        name = _projection.get()
-        if name is not None and not hasattr(record, "projection"):
-            record.projection = name
-        return True
+from projector.observability_env import current_projection, in_lambda
 
 
 @contextlib.contextmanager
 def projection_scope(name: str) -> Iterator[None]:
     """Log lines written while ``name``'s sink runs carry ``projection``; in Lambda, one subsegment."""
-    from projector.observability_env import in_lambda
-
-    token = _projection.set(name)
-    try:
+    with current_projection(name):
         if in_lambda():
             from projector.observability import subsegment
 
@@ -39,8 +25,6 @@ def projection_scope(name: str) -> Iterator[None]:
                 yield
         else:
             yield
-    finally:
-        _projection.reset(token)
 
 
 def loggable(text: str | None, keep: int = 2) -> str:

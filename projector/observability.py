@@ -13,23 +13,46 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 
-from projector.logsafe import ProjectionFilter
-from projector.observability_env import in_lambda
-
-if TYPE_CHECKING:
-    from projector.pipeline.outcome import BatchOutcome
+from projector.observability_env import ProjectionFilter, in_lambda
 
 SERVICE = os.environ.get("POWERTOOLS_SERVICE_NAME", "projector")
 NAMESPACE = os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "projector")
 ENGINE_LOGGER = "projector"
 
+__all__ = [
+    "BatchSummary",
+    "batch_logger",
+    "configure_lambda_logging",
+    "correlation_keys",
+    "in_lambda",
+    "metrics",
+    "record_batch",
+    "subsegment",
+    "tracer",
+]
 
-class _PlainLogger(logging.LoggerAdapter):
+
+class BatchSummary(Protocol):
+    """What a batch's log line and metrics need (``projector.pipeline.outcome.BatchOutcome`` has it)."""
+
+    records: int
+    applied: int
+    stale: int
+    dead_lettered: int
+    expired_deletes: int
+    gap_reads: int
+    first_failed: int | None
+    max_lag_s: float | None
+
+    def summary(self) -> dict[str, Any]: ...
+
+
+class _PlainLogger(logging.LoggerAdapter[logging.Logger]):
     """Outside Lambda: the batch summary is an ordinary engine log line; correlation keys are a no-op."""
 
     def append_keys(self, **_: Any) -> None:
@@ -134,7 +157,7 @@ def subsegment(name: str) -> Iterator[None]:
         yield
 
 
-def record_batch(outcome: BatchOutcome, duration_ms: float) -> None:
+def record_batch(outcome: BatchSummary, duration_ms: float) -> None:
     """Log the batch summary and add its metrics (flushed by the handler after each invocation)."""
     summary: dict[str, Any] = {**outcome.summary(), "duration_ms": round(duration_ms, 1)}
     if outcome.first_failed is not None:

@@ -7,7 +7,7 @@ progress on disk), ``rebuild`` (new index or generation, swap, rollback) and ``r
 
 from __future__ import annotations
 
-from projector.backfill.checkpoint import Checkpoint, CheckpointError, SegmentRange
+from projector.backfill.checkpoint import Checkpoint, ScanCheckpointError, SegmentRange
 from projector.backfill.rebuild import Rebuilds
 from projector.backfill.run import Backfill, BackfillError, BackfillOptions, BackfillReport
 from projector.backfill.scanner import SegmentScanner, SourceTable
@@ -18,8 +18,8 @@ __all__ = [
     "BackfillOptions",
     "BackfillReport",
     "Checkpoint",
-    "CheckpointError",
     "Rebuilds",
+    "ScanCheckpointError",
     "SegmentRange",
     "SegmentScanner",
     "SourceTable",

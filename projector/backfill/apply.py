@@ -8,7 +8,6 @@ item as DynamoDB JSON; items a sink could not write are reported so the page is 
 
 from __future__ import annotations
 
-import base64
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from projector.changes.builders import change_from_item
 from projector.changes.types import BackfillStamp, Change
 from projector.deadletters.types import DeadLetter
+from projector.jsonsafe import jsonable
 from projector.pipeline.processor import group_by_item
 from projector.records import DecodeError, decode_image
 from projector.retry import Deadline
@@ -125,7 +125,7 @@ class PageApplier:
         if self.dead_letters is None:
             outcome.failures[f"{projection}:poison"] = reason
             return False
-        letter = DeadLetter(reason="poison", projection=projection, error=reason, record=to_json_item(raw))
+        letter = DeadLetter(reason="poison", projection=projection, error=reason, record=jsonable(raw))
         try:
             self.dead_letters.put(letter)
             return True
@@ -133,14 +133,3 @@ class PageApplier:
             logger.error("dead-letter store failed: %s: %s", type(error).__name__, error)
             outcome.failures[f"{projection}:dead-letter"] = f"dead-letter store failed: {error}"
             return False
-
-
-def to_json_item(raw: Any) -> Any:
-    """A scanned item as DynamoDB JSON text values (binary as base64, as the stream carries it)."""
-    if isinstance(raw, bytes | bytearray):
-        return base64.b64encode(bytes(raw)).decode()
-    if isinstance(raw, dict):
-        return {key: to_json_item(value) for key, value in raw.items()}
-    if isinstance(raw, list):
-        return [to_json_item(value) for value in raw]
-    return raw

@@ -2,14 +2,13 @@
 
 One JSON file per table and segment range under ``settings.state_dir`` (``backfill/<table>.json``, or
 ``backfill/<table>.<A>-<B>of<T>.json`` for one piece of a split run), rewritten whole and atomically
-after every page (the runner's ``write_atomically``), so ``kill -9`` leaves the old or the new file.
+after every page (``projector.statefiles.write_atomically``), so ``kill -9`` leaves the old or the new file.
 A resumed run re-reads at most the page each segment had in flight; re-applying it is harmless
 because every write is versioned.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import threading
@@ -19,15 +18,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from projector.runner.checkpoints import write_atomically
+from projector.exceptions import ProjectorError
+from projector.jsonsafe import jsonable, key_from_json
+from projector.statefiles import write_atomically
 
 logger = logging.getLogger(__name__)
 
 FORMAT = 1
 
 
-class CheckpointError(Exception):
-    """The checkpoint is unreadable or belongs to another kind of run than the one asked for."""
+class ScanCheckpointError(ProjectorError):
+    """A backfill's scan checkpoint is unreadable or belongs to another kind of run than the one asked."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,12 +81,12 @@ class SegmentState:
     pages: int = 0
 
     def to_json(self) -> dict[str, Any]:
-        return {"key": _encode_key(self.key), "done": self.done, "items": self.items, "pages": self.pages}
+        return {"key": jsonable(self.key), "done": self.done, "items": self.items, "pages": self.pages}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> SegmentState:
         return cls(
-            key=_decode_key(data.get("key")),
+            key=key_from_json(data.get("key")),
             done=bool(data.get("done")),
             items=int(data.get("items", 0)),
             pages=int(data.get("pages", 0)),
@@ -169,7 +170,7 @@ class Checkpoint:
         except FileNotFoundError:
             return None
         except ValueError as error:
-            raise CheckpointError(f"cannot read {path}: {error}; move it aside to start over") from None
+            raise ScanCheckpointError(f"cannot read {path}: {error}; move it aside to start over") from None
         try:
             if data.get("format") != FORMAT:
                 raise ValueError(f"unknown format {data.get('format')!r}")
@@ -187,22 +188,4 @@ class Checkpoint:
                 states={int(k): SegmentState.from_json(v) for k, v in data["segments"].items()},
             )
         except (KeyError, TypeError, ValueError) as error:
-            raise CheckpointError(f"cannot read {path}: {error}; move it aside to start over") from None
-
-
-def _encode_key(key: dict[str, Any] | None) -> dict[str, Any] | None:
-    """LastEvaluatedKey as JSON: key attributes are S, N or B (bytes become base64, as in the stream)."""
-    if key is None:
-        return None
-    return {
-        name: ({"B": base64.b64encode(value["B"]).decode()} if "B" in value else value)
-        for name, value in key.items()
-    }
-
-
-def _decode_key(key: dict[str, Any] | None) -> dict[str, Any] | None:
-    if key is None:
-        return None
-    return {
-        name: ({"B": base64.b64decode(value["B"])} if "B" in value else value) for name, value in key.items()
-    }
+            raise ScanCheckpointError(f"cannot read {path}: {error}; move it aside to start over") from None

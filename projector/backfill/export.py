@@ -20,8 +20,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from projector.exceptions import ProjectorError
 from projector.retry import Deadline, retrying
-from projector.retry.aws import is_transient_aws_error
+from projector.retry.transient import is_transient
 
 logger = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ SUMMARY, FILES = "manifest-summary.json", "manifest-files.json"
 _URL = re.compile(r"^s3://(?P<bucket>[^/]+)/(?P<folder>.*AWSDynamoDB/[^/]+)/?$")
 
 
-class ExportError(Exception):
+class ExportError(ProjectorError):
     """The export cannot be loaded as asked; the message names the export or the file."""
 
 
@@ -106,7 +107,7 @@ def parse_url(url: str) -> tuple[str, str]:
 
 def _call(what: str, function: Any, **request: Any) -> Any:
     """One S3 call with transient errors retried (a minute at most)."""
-    return retrying(Deadline.after(60), is_transient_aws_error, what=what)(lambda: function(**request))
+    return retrying(Deadline.after(60), is_transient, what=what)(lambda: function(**request))
 
 
 def _missing(error: Exception) -> bool:

@@ -17,21 +17,17 @@ from typing import Any
 
 from projector.backfill.export import Export, ExportError, find_folder, locate
 from projector.retry import Deadline, retrying
-from projector.retry.aws import is_transient_aws_error
-from projector.runner.checkpoints import write_atomically
+from projector.retry.transient import error_code, is_transient
+from projector.statefiles import write_atomically
 
 logger = logging.getLogger(__name__)
 
 POLL_S = 5.0
 
 
-def _error_code(error: Exception) -> str | None:
-    return getattr(error, "response", {}).get("Error", {}).get("Code")
-
-
 def table_arn(dynamodb: Any, table: str) -> str:
     what = f"DescribeTable {table}"
-    found = retrying(Deadline.after(60), is_transient_aws_error, what=what)(
+    found = retrying(Deadline.after(60), is_transient, what=what)(
         lambda: dynamodb.describe_table(TableName=table)
     )
     return str(found["Table"]["TableArn"])
@@ -58,7 +54,7 @@ def start_export(dynamodb: Any, table: str, bucket: str, prefix: str | None) -> 
     try:
         answer = dynamodb.export_table_to_point_in_time(**request)["ExportDescription"]
     except Exception as error:
-        code = _error_code(error)
+        code = error_code(error)
         if code == "PointInTimeRecoveryUnavailableException":
             raise ExportError(
                 f"point-in-time recovery is off for table {table}: turn it on first "
@@ -76,7 +72,7 @@ def describe(dynamodb: Any, export_arn: str) -> dict[str, Any]:
     try:
         return dict(dynamodb.describe_export(ExportArn=export_arn)["ExportDescription"])
     except Exception as error:
-        if _error_code(error) in {"ExportNotFoundException", "ResourceNotFoundException"}:
+        if error_code(error) in {"ExportNotFoundException", "ResourceNotFoundException"}:
             raise ExportError(f"export {export_arn} not found") from None
         raise
 

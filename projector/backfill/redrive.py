@@ -9,13 +9,13 @@ stream): the letter counts as redriven.
 
 from __future__ import annotations
 
-import base64
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from projector.backfill.apply import PageApplier
 from projector.backfill.scanner import Page, SourceTable
+from projector.jsonsafe import key_from_json
 from projector.projection.base import DocumentProjection
 
 if TYPE_CHECKING:
@@ -35,7 +35,7 @@ def redrive_backfill_letter(runtime: Runtime, letter: DeadLetter) -> tuple[bool,
     """Apply the named item's current state to the letter's projection(s); (redriven, error)."""
     source = SourceTable.describe(runtime.dynamodb, runtime.settings.source_table)
     try:
-        key = {name: _binary(letter.record[name]) for name in source.key_attributes}
+        key = key_from_json({name: letter.record[name] for name in source.key_attributes})
     except (KeyError, TypeError) as error:
         return False, f"the letter's item has no key {source.key_attributes}: {error}"
     sent_at = time.time()
@@ -61,10 +61,3 @@ def redrive_backfill_letter(runtime: Runtime, letter: DeadLetter) -> tuple[bool,
     if outcome.ok:
         return True, None
     return False, next(iter(outcome.failures.values()))
-
-
-def _binary(value: dict[str, Any]) -> dict[str, Any]:
-    """Key values as GetItem wants them: binary keys were stored base64-encoded in the letter."""
-    if "B" in value and isinstance(value["B"], str):
-        return {"B": base64.b64decode(value["B"])}
-    return value

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from projector.backfill.apply import PageApplier, PageOutcome, Tally
-from projector.backfill.checkpoint import Checkpoint, CheckpointError, SegmentRange
+from projector.backfill.checkpoint import Checkpoint, ScanCheckpointError, SegmentRange
 from projector.backfill.dryrun import CollectingSink, WouldWrite
 from projector.backfill.exportfiles import ExportReader
 from projector.backfill.exportrun import check_begun_before_export, export_label, export_source
@@ -27,6 +27,7 @@ from projector.backfill.ratelimit import TokenBucket
 from projector.backfill.rebuild import Rebuilds, kind_of
 from projector.backfill.scanner import Page, SegmentScanner, SourceTable
 from projector.backfill.workitems import apply_pages
+from projector.exceptions import ProjectorError
 from projector.projection.base import DocumentProjection
 
 if TYPE_CHECKING:
@@ -40,7 +41,7 @@ logger = logging.getLogger(__name__)
 FINISHED, STOPPED, FAILED = "finished", "stopped", "failed"
 
 
-class BackfillError(Exception):
+class BackfillError(ProjectorError):
     """The run cannot start as asked (nothing to resume, a mismatching checkpoint, no rebuild begun)."""
 
 
@@ -450,7 +451,7 @@ class Backfill:
         for path in sorted(folder.glob(f"{settings.source_table}.*of*.json")):
             try:
                 piece = Checkpoint.load(path)
-            except CheckpointError as error:
+            except ScanCheckpointError as error:
                 raise BackfillError(str(error)) from None
             if piece is not None and piece.rebuild and not piece.done:
                 unfinished.append(f"{path.name} (segments {piece.unfinished()})")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from projector.retry import Deadline, RetryPolicy, retrying
-from projector.retry.aws import is_transient_aws_error
+from projector.retry.transient import is_transient
 
 if TYPE_CHECKING:
     from projector.backfill.ratelimit import TokenBucket
@@ -37,9 +37,7 @@ class SourceTable:
     @classmethod
     def describe(cls, client: Any, name: str) -> SourceTable:
         """The table's key schema and item count; a network fault at start is waited out (up to a minute)."""
-        for attempt in retrying(
-            Deadline.after(60), is_transient_aws_error, SCAN_POLICY, f"DescribeTable {name}"
-        ):
+        for attempt in retrying(Deadline.after(60), is_transient, SCAN_POLICY, f"DescribeTable {name}"):
             with attempt:
                 table = client.describe_table(TableName=name)["Table"]
         order = {"HASH": 0, "RANGE": 1}
@@ -112,4 +110,4 @@ class SegmentScanner:
             return sent_at, self.client.scan(**request)
 
         what = f"Scan of {self.table} segment {segment}/{self.total_segments}"
-        return retrying(Deadline.never(), is_transient_aws_error, self.policy, what)(attempt)
+        return retrying(Deadline.never(), is_transient, self.policy, what)(attempt)

@@ -15,13 +15,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from projector.exceptions import ProjectorError
+
 logger = logging.getLogger(__name__)
 
 RUNNING = "RUNNING"
 POLL_S = 5.0
 
 
-class OnAwsError(Exception):
+class OnAwsError(ProjectorError):
     """The state machine could not be started, or its execution did not succeed."""
 
 

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from projector.backfill.apply import PageApplier, PageOutcome, Tally
-from projector.backfill.checkpoint import _decode_key, _encode_key
 from projector.backfill.export import DataFile, Export
 from projector.backfill.exportfiles import ExportReader
 from projector.backfill.ratelimit import TokenBucket
 from projector.backfill.scanner import Page, SegmentScanner, SourceTable
+from projector.jsonsafe import jsonable, key_from_json
 from projector.projection.base import DocumentProjection
 from projector.retry import Deadline
 
@@ -173,7 +173,7 @@ def apply_item(runtime: Runtime, item: WorkItem, deadline: Deadline | None = Non
             result.items += outcome.items
             result.pages += 1
             result.done = page.next_key is None
-            result.item.cursor = _encode_key(page.next_key)
+            result.item.cursor = jsonable(page.next_key)
             result.item.items_done += outcome.items
 
     def keep_going() -> bool:
@@ -212,7 +212,7 @@ def _pages(
     stop: threading.Event,
     limiter: TokenBucket | None,
 ) -> Iterator[Page]:
-    key = _decode_key(item.cursor)
+    key = key_from_json(item.cursor)
     if item.kind == "scan":
         scanner = SegmentScanner(runtime.dynamodb, item.table, item.total_segments, page_size, stop, limiter)
         return scanner.pages(item.segment, key)

@@ -10,8 +10,10 @@ from typing import Any
 
 import click
 
+from projector.exceptions import ProjectorError
 
-class CommandError(Exception):
+
+class CommandError(ProjectorError):
     """A user-facing failure: printed as one line on stderr, with this exit code."""
 
     def __init__(self, message: str, exit_code: int = 2) -> None:

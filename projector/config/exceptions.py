@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from projector.exceptions import ProjectorError
 
-class ConfigurationError(Exception):
+
+class ConfigurationError(ProjectorError):
     """The environment or a projection definition is wrong; raised at cold start with one clear line."""

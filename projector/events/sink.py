@@ -38,11 +38,12 @@ from projector.events.outcome import (
 from projector.events.store import EventStore
 from projector.events.types import Event, EventError, read_version, recorded_event
 from projector.retry.policy import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, retrying
+from projector.retry.transient import is_transient_answer
 from projector.sinks.base import ItemChanges, Sink
 from projector.sinks.opensearch import indexes
 from projector.sinks.opensearch.chunks import by_size
 from projector.sinks.opensearch.client import CountingClient, RequestCounter
-from projector.sinks.opensearch.errors import RETRYABLE_STATUS, describe_error, is_retryable
+from projector.sinks.opensearch.errors import describe_error, is_retryable
 from projector.sinks.opensearch.types import WriteLimits
 
 if TYPE_CHECKING:
@@ -311,7 +312,7 @@ class EventStreamSink(Sink["EventStreamProjection"]):
                         final[stream_id] = lines[stream_id][1]
                     elif status == 409:
                         conflicts.append(stream_id)
-                    elif status in RETRYABLE_STATUS:
+                    elif is_transient_answer(status):
                         again.append(stream_id)
                     else:
                         error = answer.get("error") or {}

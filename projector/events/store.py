@@ -26,9 +26,10 @@ from botocore.exceptions import ClientError
 
 from projector.events.layout import EventLayout, projector_preset
 from projector.events.types import RecordedEvent, recorded_event
+from projector.exceptions import ProjectorError
 from projector.records import decode_image
 from projector.retry import Deadline, RetryPolicy, retrying
-from projector.retry.aws import error_code, is_transient_aws_error
+from projector.retry.transient import error_code, is_transient
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ STORE_POLICY = RetryPolicy(max_attempts=8, initial_wait_s=0.02, max_wait_s=1.0, 
 _serializer = TypeSerializer()
 
 
-class ConcurrencyError(Exception):
+class ConcurrencyError(ProjectorError):
     """The stream is not at the expected version (another writer appended first)."""
 
     def __init__(self, stream_id: str, expected: int, actual: int) -> None:
@@ -48,7 +49,7 @@ class ConcurrencyError(Exception):
         self.actual = actual
 
 
-class AppendError(ValueError):
+class AppendError(ProjectorError, ValueError):
     """An append that can never succeed as asked (too many events, a payload DynamoDB cannot hold)."""
 
 
@@ -145,7 +146,7 @@ class EventStore:
 
         retrying(
             deadline,
-            lambda e: isinstance(e, _Conflict) or is_transient_aws_error(e),
+            lambda e: isinstance(e, _Conflict) or is_transient(e),
             self.policy,
             f"append to {stream_id}",
         )(attempt)
@@ -176,7 +177,7 @@ class EventStore:
         }
 
     def _exists(self, stream_id: str, version: int, deadline: Deadline) -> bool:
-        response = retrying(deadline, is_transient_aws_error, self.policy, "GetItem")(
+        response = retrying(deadline, is_transient, self.policy, "GetItem")(
             lambda: self.client.get_item(
                 TableName=self.table, Key=self._key(stream_id, version), ConsistentRead=True
             )
@@ -187,7 +188,7 @@ class EventStore:
     def version(self, stream_id: str) -> int:
         """The stream's current version (0 for a stream with no events), by a consistent read."""
         names, values = self._condition(stream_id, 0, None)
-        response = retrying(Deadline.after(30), is_transient_aws_error, self.policy, "Query")(
+        response = retrying(Deadline.after(30), is_transient, self.policy, "Query")(
             lambda: self.client.query(
                 TableName=self.table,
                 KeyConditionExpression="#s = :s",
@@ -224,7 +225,7 @@ class EventStore:
             request["Limit"] = page_size
         deadline = deadline or Deadline.after(60)
         while True:
-            response = retrying(deadline, is_transient_aws_error, self.policy, f"Query of {stream_id}")(
+            response = retrying(deadline, is_transient, self.policy, f"Query of {stream_id}")(
                 lambda request=request: self.client.query(**request)
             )
             for raw in response.get("Items", []):

@@ -20,13 +20,14 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from projector.events.layout import EventLayout
+from projector.exceptions import ProjectorError
 
 M = TypeVar("M", bound=BaseModel)
 Upcaster = Callable[[dict[str, Any]], tuple[str, dict[str, Any]]]
 MAX_UPCASTS = 16
 
 
-class EventError(ValueError):
+class EventError(ProjectorError, ValueError):
     """An event that cannot be read or typed; the message names the field."""
 
     def __init__(self, field: str, problem: str, *, prefixed: bool = True) -> None:

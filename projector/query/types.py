@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Generic, Literal, NamedTuple, 
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 
+from projector.exceptions import ProjectorError
+
 if TYPE_CHECKING:
     from projector.projection.base import DocumentProjection
 
@@ -31,11 +33,11 @@ _CONDITION = re.compile(rf"^\s*{_FIELD}\s*(?P<op>>=|<=|=|>|<)(?P<value>.*)$", re
 _SORT = re.compile(rf"^\s*{_FIELD}\s*(?::\s*(?P<direction>[A-Za-z]+))?\s*$")
 
 
-class QueryError(ValueError):
+class QueryError(ProjectorError, ValueError):
     """The query itself is wrong (unknown field, bad value, foreign cursor): one line saying how to fix it."""
 
 
-class SearchUnavailable(RuntimeError):
+class SearchUnavailable(ProjectorError, RuntimeError):
     """OpenSearch could not answer (unreachable, missing alias, rejected request)."""
 
 

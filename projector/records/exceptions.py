@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from projector.exceptions import ProjectorError
+
 
 def _rebuild(cls: type[MalformedRecordError], state: dict[str, Any]) -> MalformedRecordError:
     error = cls.__new__(cls)
@@ -11,7 +13,7 @@ def _rebuild(cls: type[MalformedRecordError], state: dict[str, Any]) -> Malforme
     return error
 
 
-class MalformedRecordError(Exception):
+class MalformedRecordError(ProjectorError):
     """One stream record is unusable: it goes to the dead letters, the rest of the batch carries on."""
 
     def __init__(

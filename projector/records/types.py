@@ -7,7 +7,6 @@ must never cost the rest of its batch.
 
 from __future__ import annotations
 
-import base64
 import math
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -22,6 +21,7 @@ from pydantic import (
     field_validator,
 )
 
+from projector.jsonsafe import jsonable
 from projector.records.decoder import decode_image
 from projector.records.exceptions import DecodeError, MalformedRecordError, format_path
 
@@ -54,17 +54,6 @@ def _epoch_seconds(value: Any) -> float:
     if seconds is None or not math.isfinite(seconds):
         raise ValueError(f"must be epoch seconds, a datetime or an ISO 8601 string, got {value!r}")
     return seconds
-
-
-def _base64_tree(value: Any) -> Any:
-    """Binary values from boto3's client are bytes; Lambda's JSON carries them as base64 text."""
-    if isinstance(value, dict):
-        return {key: _base64_tree(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_base64_tree(item) for item in value]
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(value).decode("ascii")
-    return value
 
 
 class UserIdentity(BaseModel):
@@ -116,7 +105,7 @@ class StreamRecordData(BaseModel):
 
     @field_serializer("Keys", "NewImage", "OldImage", when_used="json-unless-none")
     def _dump_image(self, value: dict[str, Any]) -> dict[str, Any]:
-        return _base64_tree(value)
+        return jsonable(value)  # boto3's binaries are bytes; Lambda's JSON carries base64 text
 
 
 class StreamRecord(BaseModel):

@@ -7,13 +7,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity.stop import stop_base
 
+from projector.exceptions import ProjectorError
 from projector.retry.deadline import Deadline
 
 logger = logging.getLogger(__name__)
 
 
-class DeadlineExceeded(Exception):
+class DeadlineExceeded(ProjectorError):
     """The invocation's time is up; what is not applied yet is reported, not retried further."""
 
 
@@ -30,6 +32,16 @@ class RetryPolicy:
 DEFAULT_POLICY = RetryPolicy()
 
 
+class _OutOfTime(stop_base):
+    """Stop when the next sleep would end past the deadline."""
+
+    def __init__(self, deadline: Deadline) -> None:
+        self.deadline = deadline
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        return self.deadline.remaining() - (retry_state.upcoming_sleep or 0.0) <= 0
+
+
 def retrying(
     deadline: Deadline,
     is_retryable: Callable[[BaseException], bool],
@@ -37,9 +49,6 @@ def retrying(
     what: str = "request",
 ) -> Retrying:
     """A tenacity ``Retrying`` that retries ``is_retryable`` errors and never sleeps past ``deadline``."""
-
-    def out_of_time(state: RetryCallState) -> bool:
-        return deadline.remaining() - (state.upcoming_sleep or 0.0) <= 0
 
     def log_retry(state: RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
@@ -50,7 +59,7 @@ def retrying(
 
     return Retrying(
         retry=retry_if_exception(is_retryable),
-        stop=stop_after_attempt(policy.max_attempts) | out_of_time,
+        stop=stop_after_attempt(policy.max_attempts) | _OutOfTime(deadline),
         wait=wait_exponential_jitter(
             multiplier=policy.initial_wait_s, max=policy.max_wait_s, jitter=policy.jitter_s
         ),

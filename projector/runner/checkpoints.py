@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from projector.exceptions import ProjectorError
+from projector.statefiles import write_atomically
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +54,8 @@ class ShardCheckpoint:
         )
 
 
-class CheckpointError(Exception):
-    """The checkpoint file exists but cannot be read; never silently restarted from scratch."""
+class StreamCheckpointError(ProjectorError):
+    """``projector run``'s shard positions exist but cannot be read: never a silent restart."""
 
 
 class CheckpointStore:
@@ -155,7 +156,7 @@ class CheckpointStore:
                 for arn, stream in data.get("streams", {}).items()
             }
         except (ValueError, KeyError, TypeError, AttributeError) as error:
-            raise CheckpointError(
+            raise StreamCheckpointError(
                 f"cannot read checkpoints {self.path}: {error}; move it aside to start over"
             ) from None
 
@@ -169,26 +170,6 @@ class CheckpointStore:
             },
         }
         write_atomically(self.path, json.dumps(document, indent=1, sort_keys=False) + "\n")
-
-
-def write_atomically(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` so that a crash at any point leaves the old or the new content."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    folder = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(folder)
-    finally:
-        os.close(folder)
 
 
 def _older(candidate: str, current: str) -> bool:

@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from projector.deadletters import DeadLetter, DeadLetterStore
+from projector.retry.transient import is_transient
 from projector.runner.checkpoints import CheckpointStore
 from projector.runner.control import RunControl
 from projector.runner.invoker import Invoker, InvokeResult
-from projector.runner.reader import MAX_RECORDS_PER_CALL, ReadResult, ShardReader, is_transient
+from projector.runner.reader import MAX_RECORDS_PER_CALL, ReadResult, ShardReader
 from projector.runner.reports import BatchReport, Outcome, lag_seconds
 
 logger = logging.getLogger(__name__)

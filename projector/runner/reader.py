@@ -8,7 +8,6 @@ as base64. The reader keeps its own position so an expired iterator is replaced 
 
 from __future__ import annotations
 
-import base64
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,7 +15,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from projector.retry.aws import is_transient_aws_error
+from projector.exceptions import ProjectorError
+from projector.jsonsafe import jsonable
 from projector.runner.shards import Shard
 
 logger = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class ReadResult:
     end_of_shard: bool = False
 
 
-class StreamReadError(Exception):
+class StreamReadError(ProjectorError):
     """Reading the stream failed in a way retrying will not fix (stream gone, access denied)."""
 
 
@@ -155,11 +155,6 @@ class ShardReader:
         self._iterator = None
 
 
-def is_transient(error: BaseException) -> bool:
-    """Throttling, server faults and network trouble: wait and read again."""
-    return is_transient_aws_error(error)
-
-
 def to_lambda_record(raw: dict[str, Any], stream_arn: str, region: str) -> dict[str, Any]:
     """GetRecords' record as Lambda's event carries it (JSON-ready: epoch seconds, base64 binaries)."""
     record = {key: _jsonable(value) for key, value in raw.items() if key != "dynamodb"}
@@ -187,12 +182,4 @@ def epoch_seconds(value: Any) -> int | float:
 
 
 def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {key: _jsonable(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(item) for item in value]
-    if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode("ascii")
-    if isinstance(value, datetime):
-        return epoch_seconds(value)
-    return value
+    return jsonable(value, lambda leaf: epoch_seconds(leaf) if isinstance(leaf, datetime) else leaf)

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from projector.retry import Deadline, RetryPolicy, retrying
+from projector.retry.transient import is_transient
 from projector.runner.checkpoints import CheckpointStore
 from projector.runner.consumer import ConsumerOptions, ShardConsumer
 from projector.runner.control import RunControl
@@ -28,7 +29,7 @@ from projector.runner.invoker import (
     Invoker,
     load_handler,
 )
-from projector.runner.reader import ShardReader, StartingPosition, is_transient
+from projector.runner.reader import ShardReader, StartingPosition
 from projector.runner.reports import BatchReport
 from projector.runner.shards import Shard, describe_shards, find_stream_arn, ready_shards, skipped_by_latest
 

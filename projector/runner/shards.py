@@ -13,10 +13,12 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from projector.exceptions import ProjectorError
+
 logger = logging.getLogger(__name__)
 
 
-class StreamNotFound(Exception):
+class StreamNotFound(ProjectorError):
     """The source table does not exist or has no stream enabled."""
 
 

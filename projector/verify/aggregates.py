@@ -16,7 +16,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from projector.retry import Deadline, retrying
-from projector.retry.aws import is_transient_aws_error
+from projector.retry.transient import is_transient
 from projector.sinks.aggregates.keys import GROUP_KEY_ATTRIBUTE, group_of, projection_of_group_row
 from projector.sinks.aggregates.reader import render_measure
 from projector.sinks.aggregates.table import AggregateTable
@@ -86,7 +86,7 @@ class GroupCheck:
         rows: dict[str, Measures] = {}
         for group in groups:
             row_key = key(group_pk(self.projection.name, group), generation_sk(self.generation))
-            item = retrying(Deadline.never(), is_transient_aws_error, what="GetItem")(
+            item = retrying(Deadline.never(), is_transient, what="GetItem")(
                 lambda row_key=row_key: self.runtime.dynamodb.get_item(
                     TableName=table, Key=row_key, ConsistentRead=True
                 )
@@ -133,7 +133,7 @@ def read_group_rows(runtime: Runtime, checks: list[GroupCheck]) -> dict[str, dic
                 if group is not None:
                     rows[name][group] = by_name[name]._measures(item)
 
-    retrying(Deadline.never(), is_transient_aws_error, what="Scan of the aggregates table")(scan)
+    retrying(Deadline.never(), is_transient, what="Scan of the aggregates table")(scan)
     return rows
 
 

@@ -10,32 +10,33 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from projector.projection.base import AggregateProjection, AttributeVersion
 from projector.records import DecodeError, decode_image
 from projector.retry import Deadline, retrying
-from projector.retry.aws import is_transient_aws_error
+from projector.retry.transient import is_transient
 from projector.sinks.aggregates.types import decode_record, generation_sk, item_pk, key
 
 if TYPE_CHECKING:
-    from projector.backfill.scanner import Page
     from projector.runtime import Runtime
     from projector.verify.source import Source
     from projector.verify.types import Verdict
 
 logger = logging.getLogger(__name__)
 
-ADVICE = (
-    "source versions went backwards (table restored?): the projections hold newer versions than the "
-    "table, so every update of these items is dropped as stale until its version passes the stored one "
-    "- run `projector backfill --rebuild` (see docs/versioning.md)"
-)
 BATCH_GET_KEYS = 100
 
 
 class _Unprocessed(Exception):
     pass
+
+
+class _Page(Protocol):
+    """What is read of a scan page here (``Source.scan`` hands out its pages)."""
+
+    @property
+    def items(self) -> list[dict[str, Any]]: ...
 
 
 def search_backwards(verdict: Verdict) -> int:
@@ -62,7 +63,7 @@ def aggregate_backwards(
     attribute = projection.version.attribute
     versions: dict[str, int] = {}
 
-    def on_page(page: Page) -> None:
+    def on_page(page: _Page) -> None:
         for raw in page.items:
             try:
                 item = decode_image(raw)
@@ -99,7 +100,7 @@ def _records(runtime: Runtime, name: str, generation: int, item_ids: list[str]) 
 
         retrying(
             Deadline.never(),
-            lambda error: isinstance(error, _Unprocessed) or is_transient_aws_error(error),
+            lambda error: isinstance(error, _Unprocessed) or is_transient(error),
             what=f"BatchGetItem on {table}",
         )(once)
     return states

@@ -10,9 +10,10 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from projector.backfill.scanner import SegmentScanner, SourceTable
+from projector.exceptions import ProjectorError
 from projector.records import decode_image
 from projector.retry import Deadline, retrying
-from projector.retry.aws import is_transient_aws_error
+from projector.retry.transient import is_transient
 
 if TYPE_CHECKING:
     from projector.backfill.scanner import Page
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 BATCH_GET_KEYS = 100
 
 
-class Unprocessed(Exception):
+class Unprocessed(ProjectorError):
     """BatchGetItem left keys unprocessed: back off and ask again."""
 
 
@@ -83,7 +84,7 @@ class Source:
 
             retrying(
                 Deadline.never(),
-                lambda e: isinstance(e, Unprocessed) or is_transient_aws_error(e),
+                lambda e: isinstance(e, Unprocessed) or is_transient(e),
                 what=f"BatchGetItem on {self.table.name}",
             )(once)
         return found

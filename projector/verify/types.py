@@ -8,6 +8,12 @@ from typing import Any
 
 KINDS = ("missing", "stale", "extra", "mismatch")
 EXAMPLES = 5
+#: What a report says when versions went backwards (``projector.verify.restore`` finds such items).
+ADVICE = (
+    "source versions went backwards (table restored?): the projections hold newer versions than the "
+    "table, so every update of these items is dropped as stale until its version passes the stored one "
+    "- run `projector backfill --rebuild` (see docs/versioning.md)"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +96,6 @@ class VerifyReport:
         }
         backwards = {name: v.backwards for name, v in self.projections.items() if v.backwards}
         if backwards:
-            from projector.verify.restore import ADVICE
-
             data["versions_went_backwards"] = {
                 "items": max(backwards.values()),
                 "projections": backwards,

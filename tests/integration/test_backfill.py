@@ -15,7 +15,6 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from projector.runtime import Runtime
 from projector.setup import setup
 from projector.sinks.aggregates import read_aggregate
 from projector.verify import Verifier, VerifyOptions, VerifyReport
+from tests.support.polling import wait_until
 from tests.support.truth import product_sales_drift, same_document, scan_items, visible_documents
 
 pytestmark = pytest.mark.integration
@@ -177,14 +177,6 @@ def cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     )
 
 
-def wait_for(condition: Callable[[], bool], seconds: float = 120.0, what: str = "condition") -> None:
-    end = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > end:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
-
-
 # ---------------------------------------------------------------- tests
 
 
@@ -251,7 +243,7 @@ def test_sigterm_then_kill_9_then_resume_never_rereads_a_finished_segment(
         text=True,
         env=os.environ.copy(),
     )
-    wait_for(lambda: len(done_segments()) >= 1, what="a finished segment")
+    wait_until(lambda: len(done_segments()) >= 1, 120, what="a finished segment")
     first.send_signal(signal.SIGTERM)
     out, err = first.communicate(timeout=60)
     assert first.returncode == 130, err
@@ -269,7 +261,9 @@ def test_sigterm_then_kill_9_then_resume_never_rereads_a_finished_segment(
         env=os.environ.copy(),
     )
     finished_before = done_segments()
-    wait_for(lambda: len(done_segments()) >= len(finished_before) + 1, what="one more finished segment")
+    wait_until(
+        lambda: len(done_segments()) >= len(finished_before) + 1, 120, what="one more finished segment"
+    )
     second.kill()
     second.communicate(timeout=30)
     killed = Checkpoint.load(path)

@@ -23,6 +23,7 @@ from botocore.exceptions import ClientError
 
 from devservers import process
 from devservers.moto import health
+from tests.support.polling import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NO_RETRY = Config(retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=16)
@@ -343,11 +344,12 @@ def private_launcher(tmp_path: Path) -> Iterator[tuple[int, subprocess.Popen[byt
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 30
-        while health(port) is None:
+
+        def answers() -> bool:
             assert child.poll() is None, (tmp_path / "launcher.log").read_text()
-            assert time.monotonic() < deadline, "private launcher did not answer"
-            time.sleep(0.1)
+            return health(port) is not None
+
+        wait_until(answers, 30, 0.1, "the private launcher to answer")
         yield port, child
     finally:
         if child.poll() is None:

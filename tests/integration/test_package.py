@@ -20,7 +20,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -32,6 +31,8 @@ from typing import Any
 import boto3
 import pytest
 import requests
+
+from tests.support.polling import wait_until
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -208,13 +209,14 @@ def _emulator(task_root: Path, python: Path, environment: dict[str, str]) -> Ite
             start_new_session=True,
         )
     try:
-        deadline = time.monotonic() + 30
-        while True:
+
+        def listening() -> bool:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                break
+                return True
             assert process.poll() is None, log.read_text(errors="replace")
-            assert time.monotonic() < deadline, "the emulator did not start"
-            time.sleep(0.1)
+            return False
+
+        wait_until(listening, 30, 0.1, "the emulator to start")
         yield f"http://127.0.0.1:{port}/2015-03-31/functions/function/invocations"
     finally:
         with contextlib.suppress(ProcessLookupError):

@@ -12,7 +12,6 @@ import random
 import subprocess
 import sys
 import threading
-import time
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -32,6 +31,7 @@ from projector.sinks.opensearch import indexes
 from projector.sinks.opensearch.client import build_client
 from projector.sinks.opensearch.types import META_FIELD
 from projector.sinks.opensearch.writer import OpenSearchSink
+from tests.support.polling import wait_until
 from tests.support.projections import CARTS
 
 pytestmark = pytest.mark.integration
@@ -650,9 +650,9 @@ class Updater(threading.Thread):
 
     def wait_for(self, writes: int, timeout_s: float = 30) -> None:
         """Block until ``writes`` rewrites were made (so each page sees a changed, refreshed index)."""
-        give_up = time.monotonic() + timeout_s
-        while self.writes < writes and self.error is None and time.monotonic() < give_up:
-            time.sleep(0.002)
+        wait_until(
+            lambda: self.writes >= writes or self.error is not None, timeout_s, 0.002, f"{writes} rewrites"
+        )
 
 
 @pytest.mark.slow

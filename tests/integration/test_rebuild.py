@@ -23,8 +23,8 @@ from tests.integration.test_backfill import (
     cli,
     ready_runtime,
     verify,
-    wait_for,
 )
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -212,7 +212,7 @@ def test_a_stopped_rebuild_resumes_into_the_same_index_and_swaps_once(
     results: list[Any] = []
     worker = threading.Thread(target=lambda: results.append(job.run(source, checkpoint)))
     worker.start()
-    wait_for(lambda: sum(state.pages for state in checkpoint.states.values()) >= 2, what="two pages")
+    wait_until(lambda: sum(state.pages for state in checkpoint.states.values()) >= 2, 120, what="two pages")
     job.stop("test")
     worker.join(timeout=60)
     assert results[0].status == "stopped"

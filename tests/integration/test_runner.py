@@ -21,6 +21,7 @@ from projector.clients import dynamodb_client, streams_client
 from projector.config import Settings
 from projector.deadletters import open_store
 from projector.runner import Runner, RunnerOptions
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -180,13 +181,6 @@ def lines(path: Path) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
-def wait_for(condition: Callable[[], bool], seconds: float = 30.0) -> None:
-    end = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < end, "timed out waiting"
-        time.sleep(0.05)
-
-
 # ---------------------------------------------------------------- tests
 
 
@@ -288,7 +282,7 @@ def test_kill_9_then_restart_skips_no_record(settings: Settings, tmp_path: Path)
     first, second = tmp_path / "first.txt", tmp_path / "second.txt"
     process = projector_run(settings, tmp_path, first, "--batch-size", "5", delay=0.05)
     try:
-        wait_for(lambda: len(lines(first)) >= 20)
+        wait_until(lambda: len(lines(first)) >= 20, what="20 lines of output")
     finally:
         process.kill()  # SIGKILL: no clean-up of any kind
         process.communicate(timeout=10)
@@ -314,7 +308,7 @@ def test_sigterm_stops_cleanly_with_the_checkpoint_at_the_last_applied_batch(
     put_orders(settings, 40)
     out = tmp_path / "out.txt"
     process = projector_run(settings, tmp_path, out, "--batch-size", "4", delay=0.1)
-    wait_for(lambda: len(lines(out)) >= 8)
+    wait_until(lambda: len(lines(out)) >= 8, what="8 lines of output")
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=30)
 

@@ -11,7 +11,6 @@ import socket
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ import pytest
 
 from projector.config import Settings
 from projector.runner import Runner, RunnerOptions
+from tests.support.polling import wait_until
 
 try:  # the fixtures and helpers of test_runner (a package or a rootdir module, whichever pytest made it)
     from .test_runner import (
@@ -88,15 +88,13 @@ def _free_port() -> int:
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float = 20.0) -> None:
-    end = time.monotonic() + seconds
-    while time.monotonic() < end:
+    def listening() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"the emulator exited with {process.returncode}")
         with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise RuntimeError(f"the emulator did not listen on {port}")
+            return probe.connect_ex(("127.0.0.1", port)) == 0
+
+    wait_until(listening, seconds, what=f"the emulator to listen on {port}")
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from devservers.moto_launcher import HEALTH_PATH
 from devservers.process import ServiceError
 from devservers.rie import running_rie
 from devservers.toxiproxy import start_toxiproxy
+from tests.support.polling import wait_until
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LOOPBACK = {"127.0.0.1", "::ffff:127.0.0.1"}
@@ -240,7 +241,4 @@ def test_rie_invokes_a_handler_on_loopback_only() -> None:
         bound = process.listeners_on(port) + process.listeners_on(api_port)
         assert bound and {item.address for item in bound} <= LOOPBACK
     # The emulator's socket closes as its process group exits: give it a few seconds, not a race.
-    deadline = time.monotonic() + 10
-    while process.port_open(port) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert not process.port_open(port)
+    wait_until(lambda: not process.port_open(port), 10, 0.2, f"port {port} to close")

@@ -26,7 +26,6 @@ import io
 import json
 import os
 import re
-import time
 import uuid
 import zipfile
 from pathlib import Path
@@ -35,6 +34,8 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -562,12 +563,12 @@ class Deployment:
             Parameters=[{"ParameterKey": key, "ParameterValue": value} for key, value in parameters.items()],
         )
         self.stacks.append(name)
-        deadline = time.monotonic() + 60
-        while True:
-            stack = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
-            if not stack["StackStatus"].endswith("_IN_PROGRESS") or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+
+        def settled() -> dict[str, Any] | None:
+            stack: dict[str, Any] = cloudformation.describe_stacks(StackName=name)["Stacks"][0]
+            return None if stack["StackStatus"].endswith("_IN_PROGRESS") else stack
+
+        stack = wait_until(settled, 60, 0.2, f"stack {name} to settle")
         summaries = cloudformation.list_stack_resources(StackName=name)["StackResourceSummaries"]
         for summary in summaries:
             if summary["LogicalResourceId"] == "DeadLetterBucket":

@@ -22,8 +22,8 @@ from tests.integration.test_backfill import (
     cli,
     ready_runtime,
     verify,
-    wait_for,
 )
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -147,7 +147,7 @@ def test_verify_reports_no_drift_while_the_stream_is_still_flowing(
     live = LiveChanges(dynamodb, table, ids, 100_000, seed=3)
     applier.start()
     live.start()
-    wait_for(lambda: sum(live.kinds.values()) >= 10, what="live changes flowing")
+    wait_until(lambda: sum(live.kinds.values()) >= 10, 120, what="live changes flowing")
     try:
         before = sum(live.kinds.values())
         during = verify(runtime, settle_s=5.0)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from projector.backfill.checkpoint import Checkpoint, CheckpointError, SegmentRange
+from projector.backfill.checkpoint import Checkpoint, ScanCheckpointError, SegmentRange
 
 
 def test_a_segment_range_parses_and_refuses_what_is_outside_the_scan() -> None:
@@ -67,9 +67,9 @@ def test_a_missing_file_is_none_and_a_torn_or_foreign_one_is_an_error(tmp_path: 
     assert Checkpoint.load(tmp_path / "none.json") is None
     torn = tmp_path / "torn.json"
     torn.write_text('{"format": 1, "run_id"')
-    with pytest.raises(CheckpointError, match="move it aside"):
+    with pytest.raises(ScanCheckpointError, match="move it aside"):
         Checkpoint.load(torn)
     other = tmp_path / "other.json"
     other.write_text(json.dumps({"format": 99}))
-    with pytest.raises(CheckpointError):
+    with pytest.raises(ScanCheckpointError):
         Checkpoint.load(other)

@@ -18,7 +18,7 @@ from projector.backfill.scanner import Page, SegmentScanner
 from projector.changes.types import ChangeKind
 from projector.deadletters.store import FileDeadLetterStore
 from projector.retry import Deadline, RetryPolicy
-from projector.retry.aws import is_transient_aws_error
+from projector.retry.transient import is_transient
 from projector.sinks.base import ItemChanges, Sink, SinkResult
 
 FAST = RetryPolicy(max_attempts=4, initial_wait_s=0.001, max_wait_s=0.002, jitter_s=0.0)
@@ -93,7 +93,7 @@ def test_validation_errors_are_not_retried() -> None:
         },
         "Scan",
     )
-    assert not is_transient_aws_error(invalid)
+    assert not is_transient(invalid)
     client = ScriptedClient([invalid])
     with pytest.raises(ClientError):
         list(SegmentScanner(client, "orders", 1, 10, threading.Event(), policy=FAST).pages(0))

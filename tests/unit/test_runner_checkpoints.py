@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from projector.runner.checkpoints import CheckpointError, CheckpointStore, write_atomically
+from projector.runner.checkpoints import CheckpointStore, StreamCheckpointError
+from projector.statefiles import write_atomically
 
 pytestmark = pytest.mark.unit
 
@@ -74,5 +75,5 @@ def test_an_unreadable_file_is_an_error_not_a_fresh_start(tmp_path: Path) -> Non
     path = tmp_path / "checkpoints" / "orders.json"
     path.parent.mkdir()
     path.write_text("{ torn")
-    with pytest.raises(CheckpointError, match="move it aside"):
+    with pytest.raises(StreamCheckpointError, match="move it aside"):
         CheckpointStore.for_table(tmp_path, "orders")

@@ -10,11 +10,11 @@ import pytest
 from test_runner_fakes import ARN, FakeStreams, client_error
 
 from projector.records.types import parse_record
+from projector.retry.transient import is_transient
 from projector.runner.reader import (
     ShardReader,
     StartingPosition,
     epoch_seconds,
-    is_transient,
     to_lambda_record,
 )
 from projector.runner.shards import Shard

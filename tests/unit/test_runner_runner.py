@@ -14,6 +14,7 @@ from test_runner_fakes import ARN, FakeDynamoDB, FakeStreams, client_error
 from projector.config.settings import Settings
 from projector.runner import Runner, RunnerOptions, StreamNotFound
 from projector.runner.checkpoints import CheckpointStore
+from tests.support.polling import wait_until
 
 pytestmark = pytest.mark.unit
 
@@ -148,7 +149,4 @@ def test_transient_read_errors_are_retried(tmp_path: Path) -> None:
 
 
 def _wait(condition: Any, seconds: float = 5.0) -> None:
-    end = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < end, "condition not reached"
-        time.sleep(0.01)
+    wait_until(condition, seconds, 0.01)

@@ -15,7 +15,7 @@ import pytest
 
 from projector.clients import TruncatedResponseError, dynamodb_client, streams_client
 from projector.config import Settings
-from projector.runner.reader import is_transient
+from projector.retry.transient import is_transient
 
 
 class _CutShort(BaseHTTPRequestHandler):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from projector.verify.restore import ADVICE, search_backwards
-from projector.verify.types import Finding, Verdict, VerifyReport
+from projector.verify.restore import search_backwards
+from projector.verify.types import ADVICE, Finding, Verdict, VerifyReport
 
 pytestmark = pytest.mark.unit
 

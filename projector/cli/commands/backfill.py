@@ -132,7 +132,7 @@ def command(
     pages in flight (exit 130) and --resume continues. Items changed while the scan runs are the
     stream's to apply: the version rules rank each scanned item so that the newer state always wins.
     """
-    from projector.backfill import Backfill, BackfillError, BackfillOptions, CheckpointError
+    from projector.backfill import Backfill, BackfillError, BackfillOptions, ScanCheckpointError
     from projector.backfill.export import ExportError
     from projector.runner import stop_on_signals
     from projector.runtime import Runtime
@@ -209,7 +209,7 @@ def command(
         checkpoint = backfill.prepare(source)
         with stop_on_signals(backfill), progress.running(backfill.remaining_items(source, checkpoint)):
             report = backfill.run(source, checkpoint)
-    except (BackfillError, CheckpointError, RebuildError, IndexLayoutError, ExportError) as error:
+    except (BackfillError, ScanCheckpointError, RebuildError, IndexLayoutError, ExportError) as error:
         raise CommandError(str(error)) from None
     emit(report.to_json(), as_json, lambda data: _print_report(report, data))
     if report.status == "stopped":

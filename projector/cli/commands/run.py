@@ -118,7 +118,7 @@ def command(
     """
     from projector.config import load_settings
     from projector.runner import Runner, RunnerOptions, StreamNotFound, load_handler, stop_on_signals
-    from projector.runner.checkpoints import CheckpointError
+    from projector.runner.checkpoints import StreamCheckpointError
     from projector.runner.reports import BatchReport
 
     options = RunnerOptions(
@@ -153,7 +153,7 @@ def command(
             ) from None
     try:
         runner = Runner(handler, options=options, settings=settings, on_batch=on_batch)
-    except CheckpointError as error:
+    except StreamCheckpointError as error:
         raise CommandError(str(error)) from None
     target = invoke_url or handler_spec
     click.echo(

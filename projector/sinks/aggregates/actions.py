@@ -12,6 +12,7 @@ import logging
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from projector.exceptions import ProjectorError
 from projector.sinks.aggregates.keys import GROUP_KEY_ATTRIBUTE
 from projector.sinks.aggregates.numbers import fits
 from projector.sinks.aggregates.types import (
@@ -34,7 +35,7 @@ REFUSED_REQUEST = frozenset({"ValidationException"})
 REFUSED_ACTION = frozenset({"ValidationError", "ItemCollectionSizeLimitExceeded"})
 
 
-class Refused(Exception):
+class Refused(ProjectorError):
     """DynamoDB refused a transaction for what it holds (a key, an item's size, a number): not retryable."""
 
 

@@ -19,13 +19,12 @@ from botocore.exceptions import ClientError
 
 from projector.retry.deadline import Deadline
 from projector.retry.policy import retrying
+from projector.retry.transient import error_code, is_transient
 from projector.sinks.aggregates.types import (
     Calls,
     decode_record,
     encode_record,
-    error_code,
     generation_sk,
-    is_transient,
     item_pk,
 )
 

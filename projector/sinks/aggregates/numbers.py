@@ -15,6 +15,8 @@ import decimal
 import logging
 from decimal import ROUND_HALF_EVEN, Decimal
 
+from projector.exceptions import ProjectorError
+
 logger = logging.getLogger(__name__)
 
 DYNAMODB_DIGITS = 38
@@ -41,7 +43,7 @@ _DISPLAY.traps[decimal.Inexact] = False
 _DISPLAY.traps[decimal.Rounded] = False
 
 
-class NumberOutOfRange(ValueError):
+class NumberOutOfRange(ProjectorError, ValueError):
     """A result DynamoDB cannot store. The message names what, never the value."""
 
 

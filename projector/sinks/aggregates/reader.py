@@ -9,9 +9,10 @@ from typing import TYPE_CHECKING, Any
 from projector.projection.base import Count
 from projector.retry.deadline import Deadline
 from projector.retry.policy import retrying
+from projector.retry.transient import is_transient
 from projector.sinks.aggregates import numbers
 from projector.sinks.aggregates.table import read_meta
-from projector.sinks.aggregates.types import Calls, decimal_of, generation_sk, group_pk, is_transient
+from projector.sinks.aggregates.types import Calls, decimal_of, generation_sk, group_pk
 from projector.sinks.aggregates.types import key as row_key
 
 if TYPE_CHECKING:

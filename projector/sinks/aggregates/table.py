@@ -25,9 +25,11 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from projector.exceptions import ProjectorError
 from projector.retry.deadline import Deadline
 from projector.retry.policy import retrying
-from projector.sinks.aggregates.types import Calls, Meta, error_code, is_transient, key, meta_pk, number
+from projector.retry.transient import error_code, is_transient
+from projector.sinks.aggregates.types import Calls, Meta, key, meta_pk, number
 
 if TYPE_CHECKING:
     from projector.config.settings import Settings
@@ -39,7 +41,7 @@ META_SK = "meta"
 TABLE_ACTIVE_TIMEOUT_S = 120.0
 
 
-class RebuildError(RuntimeError):
+class RebuildError(ProjectorError, RuntimeError):
     """A rebuild step that does not fit the stored state (none in progress, another definition, a race)."""
 
 

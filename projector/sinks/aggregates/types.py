@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from projector.retry.aws import error_code, is_transient_aws_error
 from projector.retry.policy import DeadlineExceeded
+from projector.retry.transient import error_code
 from projector.sinks.aggregates import numbers
 from projector.sinks.aggregates.keys import GROUP_KEY_ATTRIBUTE, fitted
 from projector.sinks.aggregates.packing import Unit
@@ -36,16 +36,6 @@ Contributions = dict[str, dict[str, Decimal]]
 """What one item adds to each of its groups: ``{group_key: {measure: value}}``."""
 
 AttributeValue = dict[str, Any]
-
-# Per-action codes of a cancelled transaction that another attempt can get past.
-TRANSIENT_REASONS = frozenset(
-    {
-        "TransactionConflict",
-        "ThrottlingError",
-        "ProvisionedThroughputExceeded",
-        "None",
-    }
-)
 
 
 def item_pk(projection: str, item_id: str) -> str:
@@ -260,11 +250,6 @@ class Calls:
             raise DeadlineExceeded(f"no time left for {operation}")
         self.count += 1
         return getattr(self.client, operation)(**kwargs)
-
-
-def is_transient(error: BaseException) -> bool:
-    """Capacity, server and connection errors: the same request may succeed later."""
-    return is_transient_aws_error(error)
 
 
 def describe_error(error: BaseException) -> str:

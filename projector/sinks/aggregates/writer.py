@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from projector.config.exceptions import ConfigurationError
 from projector.projection.base import AggregateProjection
 from projector.retry.policy import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, retrying
+from projector.retry.transient import TRANSIENT_REASONS, error_code, is_transient
 from projector.sinks.aggregates.actions import (
     REFUSED_ACTION,
     REFUSED_REQUEST,
@@ -36,7 +37,6 @@ from projector.sinks.aggregates.types import (
     BATCH_GET_KEYS,
     MAX_TRANSACTION_ACTIONS,
     RESERVED_ATTRIBUTES,
-    TRANSIENT_REASONS,
     AggregateResult,
     Calls,
     Contributions,
@@ -46,9 +46,7 @@ from projector.sinks.aggregates.types import (
     decode_record,
     describe_error,
     diff,
-    error_code,
     generation_sk,
-    is_transient,
     item_pk,
     key,
 )

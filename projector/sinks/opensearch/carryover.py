@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from opensearchpy import helpers
 
+from projector.exceptions import ProjectorError
 from projector.retry import Deadline, retrying
 from projector.sinks.opensearch.errors import is_retryable
 from projector.sinks.opensearch.ids import item_id_of
@@ -41,7 +42,7 @@ Gone = Callable[[list[str]], set[str]]
 """Given item ids, the ones no longer in the source table."""
 
 
-class CarryOverError(RuntimeError):
+class CarryOverError(ProjectorError, RuntimeError):
     """Documents could not be copied into the new index: the rebuild must not swap without them."""
 
 

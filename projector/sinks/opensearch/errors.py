@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-from opensearchpy.exceptions import ConnectionError as TransportConnectionError
-from opensearchpy.exceptions import SSLError, TransportError
-
-RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
-REJECTED_TYPES = frozenset(
-    {
-        "es_rejected_execution_exception",
-        "rejected_execution_exception",
-        "opensearch_rejected_execution_exception",
-    }
-)
+from projector.exceptions import ProjectorError
+from projector.retry.transient import is_transient
 
 
-class IndexLayoutError(RuntimeError):
+class IndexLayoutError(ProjectorError, RuntimeError):
     """The aliases and indexes of a projection are not in the state an operation needs."""
 
 
-class PendingItems(Exception):
+class PendingItems(ProjectorError):
     """Some items of a bulk write got a retryable answer; raised so the retry policy runs again."""
 
     def __init__(self, count: int, reason: str) -> None:
@@ -29,17 +20,8 @@ class PendingItems(Exception):
 
 
 def is_retryable(error: BaseException) -> bool:
-    """Connection trouble, timeouts, throttling and 5xx answers; never a client error or a TLS failure."""
-    if isinstance(error, PendingItems):
-        return True
-    if isinstance(error, SSLError):
-        return False
-    if isinstance(error, TransportConnectionError):
-        return True
-    if isinstance(error, TransportError):
-        status = error.status_code
-        return isinstance(status, int) and (status in RETRYABLE_STATUS or status >= 500)
-    return False
+    """Items still pending, and whatever ``projector.retry.transient`` calls transient."""
+    return isinstance(error, PendingItems) or is_transient(error)
 
 
 def describe_error(error: BaseException) -> str:

@@ -8,18 +8,20 @@ is a wrong answer nobody notices.
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
+from projector.exceptions import ProjectorError
+from projector.jsonsafe import base64_text
+
 LONG_MIN = -(1 << 63)
 LONG_MAX = (1 << 63) - 1
 
 
-class SerializationError(ValueError):
+class SerializationError(ProjectorError, ValueError):
     """A value cannot be written as JSON without changing it."""
 
 
@@ -104,7 +106,7 @@ def to_json(value: Any) -> Any:
     if isinstance(value, set | frozenset):
         return [to_json(item) for item in _sorted(value)]
     if isinstance(value, bytes | bytearray | memoryview):
-        return base64.b64encode(bytes(value)).decode("ascii")
+        return base64_text(value)
     raise SerializationError(f"cannot write a {type(value).__name__} as JSON: {value!r}")
 
 

@@ -19,13 +19,12 @@ from opensearchpy.exceptions import TransportError
 from projector.projection.base import DocumentProjection
 from projector.retry.deadline import Deadline
 from projector.retry.policy import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, retrying
+from projector.retry.transient import is_transient_answer
 from projector.sinks.base import ItemChanges, Sink, SinkResult
 from projector.sinks.opensearch import indexes
 from projector.sinks.opensearch.chunks import by_size
 from projector.sinks.opensearch.client import CountingClient, RequestCounter
 from projector.sinks.opensearch.errors import (
-    REJECTED_TYPES,
-    RETRYABLE_STATUS,
     IndexLayoutError,
     PendingItems,
     describe_error,
@@ -424,7 +423,7 @@ class _TargetWrite:
                     write.status = _Status.WRITTEN
                 elif status == 409:
                     conflicts.append(write)
-                elif status in RETRYABLE_STATUS or error.get("type") in REJECTED_TYPES:
+                elif is_transient_answer(status, error.get("type")):
                     write.error = f"{status} {_reason(error)}"
                     again.append(write)
                 elif status in POISON_STATUS:
