@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from projector.retry import Deadline, retrying
-from projector.retry.aws import is_transient_aws_error
+from projector.retry.aws import error_code, is_transient_aws_error
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +110,7 @@ def _call(what: str, function: Any, **request: Any) -> Any:
 
 
 def _missing(error: Exception) -> bool:
-    code = getattr(error, "response", {}).get("Error", {}).get("Code")
-    return code in {"NoSuchKey", "404", "NotFound"}
+    return error_code(error) in {"NoSuchKey", "404", "NotFound"}
 
 
 def read_object(s3: Any, bucket: str, key: str) -> bytes | None:
@@ -122,7 +121,8 @@ def read_object(s3: Any, bucket: str, key: str) -> bytes | None:
         if _missing(error):
             return None
         raise
-    return response["Body"].read()
+    body: bytes = response["Body"].read()  # GetObject's Body is a StreamingBody
+    return body
 
 
 def check_region(s3: Any, bucket: str, region: str) -> None:

@@ -17,16 +17,12 @@ from typing import Any
 
 from projector.backfill.export import Export, ExportError, find_folder, locate
 from projector.retry import Deadline, retrying
-from projector.retry.aws import is_transient_aws_error
+from projector.retry.aws import error_code, is_transient_aws_error
 from projector.runner.checkpoints import write_atomically
 
 logger = logging.getLogger(__name__)
 
 POLL_S = 5.0
-
-
-def _error_code(error: Exception) -> str | None:
-    return getattr(error, "response", {}).get("Error", {}).get("Code")
 
 
 def table_arn(dynamodb: Any, table: str) -> str:
@@ -56,9 +52,9 @@ def start_export(dynamodb: Any, table: str, bucket: str, prefix: str | None) -> 
     if prefix:
         request["S3Prefix"] = prefix.strip("/")
     try:
-        answer = dynamodb.export_table_to_point_in_time(**request)["ExportDescription"]
+        answer: dict[str, Any] = dynamodb.export_table_to_point_in_time(**request)["ExportDescription"]
     except Exception as error:
-        code = _error_code(error)
+        code = error_code(error)
         if code == "PointInTimeRecoveryUnavailableException":
             raise ExportError(
                 f"point-in-time recovery is off for table {table}: turn it on first "
@@ -74,9 +70,10 @@ def start_export(dynamodb: Any, table: str, bucket: str, prefix: str | None) -> 
 
 def describe(dynamodb: Any, export_arn: str) -> dict[str, Any]:
     try:
-        return dict(dynamodb.describe_export(ExportArn=export_arn)["ExportDescription"])
+        description: dict[str, Any] = dynamodb.describe_export(ExportArn=export_arn)["ExportDescription"]
+        return dict(description)
     except Exception as error:
-        if _error_code(error) in {"ExportNotFoundException", "ResourceNotFoundException"}:
+        if error_code(error) in {"ExportNotFoundException", "ResourceNotFoundException"}:
             raise ExportError(f"export {export_arn} not found") from None
         raise
 

@@ -6,7 +6,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -60,7 +60,10 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     console().print(table)
 
 
-def emit(data: Any, as_json: bool, human: Callable[[Any], None]) -> None:
+Data = TypeVar("Data")
+
+
+def emit(data: Data, as_json: bool, human: Callable[[Data], None]) -> None:
     """Print ``data`` as JSON or hand it to ``human`` for a terminal rendering."""
     if as_json:
         print_json(data)
