@@ -1,4 +1,4 @@
-"""Shared output for commands: one JSON document with --json, tables for people otherwise."""
+"""Shared output and options for commands: one JSON document with --json, tables for people otherwise."""
 
 from __future__ import annotations
 
@@ -6,9 +6,12 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from click.decorators import FC  # what click's option decorators take and give back
 
 
 class CommandError(Exception):
@@ -27,6 +30,11 @@ projection_option = click.option(
     metavar="NAME",
     help="Only this projection (repeatable); default all.",
 )
+
+
+def segments_option(help: str) -> Callable[[FC], FC]:
+    """``--segments``: the parallel scan workers over the source table (backfill, verify)."""
+    return click.option("--segments", type=click.IntRange(1, 1000), default=4, show_default=True, help=help)
 
 
 def _default(value: Any) -> Any:
