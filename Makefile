@@ -43,9 +43,11 @@ test-integration: install services-start
 demo: install
 	$(BIN)/python scripts/demo
 
+## make lint: ruff (lint rules and formatting) and mypy (strict on projector/; [tool.mypy] in pyproject.toml).
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 services-start: install
 	$(BIN)/python scripts/services start
@@ -66,4 +68,4 @@ package: install
 	$(BIN)/python scripts/package
 
 clean:
-	rm -rf build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf build dist *.egg-info .pytest_cache .ruff_cache .mypy_cache

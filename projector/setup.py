@@ -3,12 +3,30 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypedDict
 
 if TYPE_CHECKING:
     from projector.runtime import Runtime
 
 logger = logging.getLogger(__name__)
+
+
+class SourceTableReport(TypedDict):
+    name: str
+    created: bool  # False: it was there already
+
+
+class IndexReport(TypedDict):
+    projection: str
+    alias: str
+
+
+class SetupReport(TypedDict):
+    """What ``setup`` made sure of (``projector setup --json`` prints it)."""
+
+    indexes: list[IndexReport]
+    aggregates_table: str | None
+    source_table: SourceTableReport | None
 
 
 def create_source_table(client: Any, table: str, key_attributes: tuple[str, ...]) -> bool:
@@ -45,13 +63,13 @@ def check_source_key(runtime: Runtime) -> tuple[str, ...] | None:
     return key
 
 
-def setup(runtime: Runtime, with_source_table: bool = False) -> dict[str, Any]:
+def setup(runtime: Runtime, with_source_table: bool = False) -> SetupReport:
     """Index templates, first physical indexes and aliases, the aggregates table; optionally the source.
 
     Refuses (ConfigurationError) a projection whose key attributes are not the source table's key.
     """
     settings, registry = runtime.settings, runtime.registry
-    report: dict[str, Any] = {"indexes": [], "aggregates_table": None, "source_table": None}
+    report: SetupReport = {"indexes": [], "aggregates_table": None, "source_table": None}
     if with_source_table:
         from projector.events.projection import layout_for  # events hook: an events table as the source
 

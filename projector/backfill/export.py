@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from projector.exceptions import ProjectorError
 from projector.retry import Deadline, retrying
-from projector.retry.transient import is_transient
+from projector.retry.transient import error_code, is_transient
 
 logger = logging.getLogger(__name__)
 
@@ -111,8 +111,7 @@ def _call(what: str, function: Any, **request: Any) -> Any:
 
 
 def _missing(error: Exception) -> bool:
-    code = getattr(error, "response", {}).get("Error", {}).get("Code")
-    return code in {"NoSuchKey", "404", "NotFound"}
+    return error_code(error) in {"NoSuchKey", "404", "NotFound"}
 
 
 def read_object(s3: Any, bucket: str, key: str) -> bytes | None:
@@ -123,7 +122,8 @@ def read_object(s3: Any, bucket: str, key: str) -> bytes | None:
         if _missing(error):
             return None
         raise
-    return response["Body"].read()
+    body: bytes = response["Body"].read()  # GetObject's Body is a StreamingBody
+    return body
 
 
 def check_region(s3: Any, bucket: str, region: str) -> None:

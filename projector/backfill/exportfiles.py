@@ -130,8 +130,12 @@ def _check_line(url: str, number: int, line: bytes, key_attributes: tuple[str, .
     where = f"{url} line {number}"
     try:
         document = json.loads(line)
-    except ValueError as error:
+    except json.JSONDecodeError as error:
         raise ExportError(f"{where} is not JSON ({error.msg}); nothing of this file was applied") from None
+    except UnicodeDecodeError as error:  # the other ValueError json.loads raises (on bytes)
+        raise ExportError(
+            f"{where} is not UTF-8 (byte {error.start}); nothing of this file was applied"
+        ) from None
     if not isinstance(document, dict) or set(document) != {"Item"} or not isinstance(document["Item"], dict):
         shape = sorted(document) if isinstance(document, dict) else type(document).__name__
         raise ExportError(

@@ -52,7 +52,7 @@ def start_export(dynamodb: Any, table: str, bucket: str, prefix: str | None) -> 
     if prefix:
         request["S3Prefix"] = prefix.strip("/")
     try:
-        answer = dynamodb.export_table_to_point_in_time(**request)["ExportDescription"]
+        answer: dict[str, Any] = dynamodb.export_table_to_point_in_time(**request)["ExportDescription"]
     except Exception as error:
         code = error_code(error)
         if code == "PointInTimeRecoveryUnavailableException":
@@ -70,7 +70,8 @@ def start_export(dynamodb: Any, table: str, bucket: str, prefix: str | None) -> 
 
 def describe(dynamodb: Any, export_arn: str) -> dict[str, Any]:
     try:
-        return dict(dynamodb.describe_export(ExportArn=export_arn)["ExportDescription"])
+        description: dict[str, Any] = dynamodb.describe_export(ExportArn=export_arn)["ExportDescription"]
+        return dict(description)
     except Exception as error:
         if error_code(error) in {"ExportNotFoundException", "ResourceNotFoundException"}:
             raise ExportError(f"export {export_arn} not found") from None

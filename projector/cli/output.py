@@ -1,4 +1,4 @@
-"""Shared output for commands: one JSON document with --json, tables for people otherwise."""
+"""Shared output and options for commands: one JSON document with --json, tables for people otherwise."""
 
 from __future__ import annotations
 
@@ -6,11 +6,14 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from projector.exceptions import ProjectorError
+
+if TYPE_CHECKING:
+    from click.decorators import FC  # what click's option decorators take and give back
 
 
 class CommandError(ProjectorError):
@@ -29,6 +32,11 @@ projection_option = click.option(
     metavar="NAME",
     help="Only this projection (repeatable); default all.",
 )
+
+
+def segments_option(help: str) -> Callable[[FC], FC]:
+    """``--segments``: the parallel scan workers over the source table (backfill, verify)."""
+    return click.option("--segments", type=click.IntRange(1, 1000), default=4, show_default=True, help=help)
 
 
 def _default(value: Any) -> Any:
@@ -62,7 +70,10 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     console().print(table)
 
 
-def emit(data: Any, as_json: bool, human: Callable[[Any], None]) -> None:
+Data = TypeVar("Data")
+
+
+def emit(data: Data, as_json: bool, human: Callable[[Data], None]) -> None:
     """Print ``data`` as JSON or hand it to ``human`` for a terminal rendering."""
     if as_json:
         print_json(data)

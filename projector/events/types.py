@@ -198,7 +198,7 @@ class EventCatalog:
             )
         raise EventError(self.data_field, f"more than {MAX_UPCASTS} upcasts of {event.type!r}: a loop?")
 
-    def typed(self, event: RecordedEvent) -> Event | None:
+    def typed(self, event: RecordedEvent) -> Event[BaseModel] | None:
         """The typed event; None for an unknown type that is skipped (EventError when it is poison)."""
         event = self.upcast(event)
         model = self.models.get(event.type)

@@ -151,7 +151,7 @@ class FacetCount(NamedTuple):
     """A value of a keyword field and how many matching documents carry it."""
 
     value: Any
-    count: int
+    count: int  # type: ignore[assignment]  # shadows tuple.count: the documented (value, count) pair
 
 
 # --- the document model -------------------------------------------------------------------------------
@@ -221,7 +221,7 @@ def _model_for(properties: dict[str, Any], model_name: str, path: str) -> type[B
             inner = _scalar(mapping, dotted)
         annotation = inner if inner is Any else inner | list[inner] | None  # any field can hold an array
         fields[_python_name(name, taken)] = (annotation, Field(default=None, alias=name))
-    return create_model(  # type: ignore[call-overload]
+    return create_model(
         model_name,
         __config__=ConfigDict(extra="ignore", populate_by_name=True, frozen=True),
         **fields,

@@ -19,7 +19,7 @@ from projector.runner.invoker import (
 )
 from projector.runner.reader import ShardReader, StartingPosition, to_lambda_record
 from projector.runner.reports import BatchReport
-from projector.runner.runner import Runner, RunnerOptions, RunSummary, stop_on_signals
+from projector.runner.runner import Runner, RunnerOptions, RunSummary, Stoppable, stop_on_signals
 from projector.runner.shards import Shard, StreamNotFound, find_stream_arn, ready_shards
 
 __all__ = [
@@ -39,6 +39,7 @@ __all__ = [
     "ShardConsumer",
     "ShardReader",
     "StartingPosition",
+    "Stoppable",
     "StreamNotFound",
     "find_stream_arn",
     "load_handler",

@@ -170,7 +170,7 @@ def load_handler(spec: str = DEFAULT_HANDLER) -> Handler:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     module = importlib.import_module(module_name)
-    handler = getattr(module, attribute, None)
+    handler: object = getattr(module, attribute, None)
     if not callable(handler):
         raise ValueError(f"{module_name} has no function {attribute!r}")
     return handler

@@ -129,14 +129,18 @@ class ShardReader:
         else:
             kwargs["ShardIteratorType"] = self._start.kind
         try:
-            return self.streams.get_shard_iterator(**kwargs).get("ShardIterator")
+            return _iterator(self.streams.get_shard_iterator(**kwargs))
         except ClientError as error:
             code = error.response.get("Error", {}).get("Code", "")
             if code == "TrimmedDataAccessException":
                 self._restart_at_trim_horizon()
-                return self.streams.get_shard_iterator(
-                    StreamArn=self.stream_arn, ShardId=self.shard.shard_id, ShardIteratorType="TRIM_HORIZON"
-                ).get("ShardIterator")
+                return _iterator(
+                    self.streams.get_shard_iterator(
+                        StreamArn=self.stream_arn,
+                        ShardId=self.shard.shard_id,
+                        ShardIteratorType="TRIM_HORIZON",
+                    )
+                )
             if code == "ResourceNotFoundException":
                 raise StreamReadError(
                     f"shard {self.shard.shard_id} of {self.stream_arn} is gone: {error}"
@@ -183,3 +187,9 @@ def epoch_seconds(value: Any) -> int | float:
 
 def _jsonable(value: Any) -> Any:
     return jsonable(value, lambda leaf: epoch_seconds(leaf) if isinstance(leaf, datetime) else leaf)
+
+
+def _iterator(answer: dict[str, Any]) -> str | None:
+    """GetShardIterator's iterator; none when the shard is closed and read to its end."""
+    iterator = answer.get("ShardIterator")
+    return None if iterator is None else str(iterator)

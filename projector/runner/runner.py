@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from projector.retry import Deadline, RetryPolicy, retrying
 from projector.retry.transient import is_transient
@@ -45,6 +45,8 @@ MAX_RETRIES = 10_000  # Lambda's MaximumRetryAttempts limit
 STARTUP_RETRY_S = 60.0  # how long a start waits out a network fault before giving up
 STARTUP_POLICY = RetryPolicy(max_attempts=1000, max_wait_s=5.0)  # bounded by STARTUP_RETRY_S, not attempts
 
+StartAt = Literal["trim-horizon", "latest"]  # StartingPosition TRIM_HORIZON / LATEST
+
 
 @dataclass(frozen=True)
 class RunnerOptions:
@@ -52,7 +54,7 @@ class RunnerOptions:
 
     batch_size: int = 100
     window_s: float = 0.0
-    start: Literal["trim-horizon", "latest"] = "trim-horizon"
+    start: StartAt = "trim-horizon"
     bisect: bool = False
     max_retries: int = 10
     timeout_s: float = 60.0
@@ -200,9 +202,9 @@ class Runner:
         finally:
             self.control.stop(self.control.stop_reason or "stopped")
             self._join()
-        failed = [worker for worker in self._workers.values() if worker.error is not None]
+        failed = [worker.error for worker in self._workers.values() if worker.error is not None]
         if failed:
-            raise failed[0].error  # type: ignore[misc]
+            raise failed[0]
         return RunSummary(
             arn, self.control.batches, self.control.stop_reason or "stopped", list(self._finished)
         )
@@ -324,8 +326,17 @@ class Runner:
                 worker.thread.join(0.2)
 
 
+class Stoppable(Protocol):
+    """What ``stop_on_signals`` stops: the stream runner, and a backfill (``projector.backfill.Backfill``)."""
+
+    @property
+    def stopping(self) -> bool: ...
+
+    def stop(self, reason: str) -> None: ...
+
+
 @contextmanager
-def stop_on_signals(runner: Runner) -> Iterator[None]:
+def stop_on_signals(runner: Stoppable) -> Iterator[None]:
     """SIGINT/SIGTERM stop the run cleanly; a second one abandons the in-flight batch (KeyboardInterrupt)."""
 
     def handle(signum: int, frame: object) -> None:

@@ -105,6 +105,7 @@ def test_manifest_counts_must_add_up(aws: Any) -> None:
         (gz_lines([json.dumps({"Item": i}) for i in ITEMS])[:-12], {}, "not a complete gzip file"),
         (b"not gzip at all", {}, "not a complete gzip file"),
         (gz_lines(['{"Item": {"order_id": {"S": "a"}}}', "{oops"]), {}, "line 2 is not JSON"),
+        (gzip.compress(b'{"Item": {"order_id": {"S": "oops\xff"}}}\n', mtime=0), {}, "line 1 is not UTF-8"),
         (gz_lines(['{"Item": {"order_id": {"S": "a"}}}', '{"Items": {}}']), {}, 'line 2 is not {"Item"'),
         (gz_lines(['{"Item": {"order_id": {"X": "a"}}}']), {}, "line 1 is not DynamoDB JSON"),
         (

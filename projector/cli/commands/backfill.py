@@ -4,15 +4,27 @@ from __future__ import annotations
 
 import logging
 import sys
-from contextlib import nullcontext
+from collections.abc import Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import click
 
-from projector.cli.output import CommandError, emit, json_option, print_table, projection_option
+from projector.cli.output import (
+    CommandError,
+    emit,
+    json_option,
+    print_table,
+    projection_option,
+    segments_option,
+)
 
 if TYPE_CHECKING:
+    from rich.progress import Progress, Task, TaskID
+
     from projector.backfill import BackfillReport
+    from projector.backfill.export import Export
+    from projector.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 
@@ -20,13 +32,7 @@ EXIT_STOPPED = 130
 
 
 @click.command("backfill")
-@click.option(
-    "--segments",
-    type=click.IntRange(1, 1000),
-    default=4,
-    show_default=True,
-    help="Parallel scan workers (and TotalSegments, unless --total-segments is given).",
-)
+@segments_option("Parallel scan workers (and TotalSegments, unless --total-segments is given).")
 @click.option(
     "--rate",
     type=click.FloatRange(min=0.001),
@@ -142,18 +148,19 @@ def command(
     if segment_range and not total_segments:
         raise CommandError("--segment-range needs --total-segments")
     exporting = bool(from_export or export_arn)
-    if exporting and (total_segments or segment_range or rebuild_phase):
-        raise CommandError(
-            "an export load is split by its files: it goes without --total-segments, --segment-range "
-            "and --rebuild-phase (begin the rebuild before the export, then load it with --rebuild)"
-        )
     if export_time and not exporting:
         raise CommandError("--export-time goes with --from-export or --export-arn")
-    if on_aws and (dry_run or resume or rebuild_phase or segment_range):
-        raise CommandError(
-            "--on-aws runs the whole backfill in the state machine: it goes without --dry-run, "
-            "--resume, --rebuild-phase and --segment-range (a failed execution is started again)"
-        )
+    given = {
+        "--total-segments": total_segments,
+        "--segment-range": segment_range,
+        "--rebuild-phase": rebuild_phase,
+        "--rebuild": rebuild,
+        "--resume": resume,
+        "--dry-run": dry_run,
+    }
+    for chosen, rule in (("an export load", exporting), ("--on-aws", on_aws), ("--dry-run", dry_run)):
+        if rule:
+            _refuse_with(chosen, given)
     if on_aws:
         from projector.cli.commands._on_aws import run_on_aws
 
@@ -170,10 +177,6 @@ def command(
             as_json=as_json,
         )
         return
-    if dry_run and (rebuild or rebuild_phase or resume):
-        raise CommandError(
-            "--dry-run writes nothing: it goes without --rebuild, --rebuild-phase and --resume"
-        )
     options = BackfillOptions(
         segments=segments,
         total_segments=total_segments,
@@ -221,6 +224,28 @@ def command(
         )
 
 
+# What each way of running refuses beside it, and why (one message per rule, naming every option).
+_GOES_WITHOUT: dict[str, tuple[tuple[str, ...], str]] = {
+    "an export load": (
+        ("--total-segments", "--segment-range", "--rebuild-phase"),
+        "it is split by its files (begin the rebuild before the export, then load it with --rebuild)",
+    ),
+    "--on-aws": (
+        ("--dry-run", "--resume", "--rebuild-phase", "--segment-range"),
+        "it runs the whole backfill in the state machine (a failed execution is started again)",
+    ),
+    "--dry-run": (("--rebuild", "--rebuild-phase", "--resume"), "it writes nothing"),
+}
+
+
+def _refuse_with(chosen: str, given: Mapping[str, object]) -> None:
+    """CommandError when an option that ``chosen`` goes without was given too."""
+    refused, why = _GOES_WITHOUT[chosen]
+    if any(given[option] for option in refused):
+        names = ", ".join(refused[:-1]) + " and " + refused[-1]
+        raise CommandError(f"{chosen} goes without {names}: {why}")
+
+
 def _export_time(text: str | None) -> float | None:
     """``--export-time``: epoch seconds, or ISO-8601 (a time without a zone is UTC)."""
     if text is None:
@@ -239,8 +264,8 @@ def _export_time(text: str | None) -> float | None:
 
 
 def _export(
-    runtime: Any, url: str | None, arn: str | None, export_time: float | None, wait_timeout: float
-) -> Any:
+    runtime: Runtime, url: str | None, arn: str | None, export_time: float | None, wait_timeout: float
+) -> Export:
     """Resolve the export to load (waiting for --export-arn), and say what could not be checked."""
     from projector.backfill.exportjobs import resolve
     from projector.clients import s3_client
@@ -267,10 +292,10 @@ class _Progress:
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled
-        self._bar: Any = None
-        self._task: Any = None
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
 
-    def running(self, total: int) -> Any:
+    def running(self, total: int) -> AbstractContextManager[Progress | None]:
         if not self.enabled:
             return nullcontext()
         from rich.console import Console
@@ -286,7 +311,7 @@ class _Progress:
         from rich.text import Text
 
         class Rate(ProgressColumn):
-            def render(self, task: Any) -> Text:
+            def render(self, task: Task) -> Text:
                 return Text(f"{task.speed or 0:,.0f} items/s")
 
         self._bar = Progress(
@@ -304,7 +329,7 @@ class _Progress:
         return self._bar
 
     def advance(self, items: int) -> None:
-        if self._bar is not None:
+        if self._bar is not None and self._task is not None:
             self._bar.advance(self._task, items)
 
 

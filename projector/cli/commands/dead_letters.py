@@ -2,9 +2,35 @@
 
 from __future__ import annotations
 
+from typing import Any, TypedDict
+
 import click
 
 from projector.cli.output import CommandError, emit, json_option, print_table
+
+
+class _Unreadable(TypedDict):
+    name: str
+    location: str
+    error: str
+
+
+class _Listing(TypedDict):
+    count: int
+    letters: list[dict[str, Any]]  # DeadLetter.model_dump(mode="json")
+    unreadable: list[_Unreadable]
+
+
+class _Redriven(TypedDict):
+    id: str
+    redriven: bool
+    error: str | None
+
+
+class _Redrive(TypedDict):
+    redriven: int
+    failed: int
+    letters: list[_Redriven]
 
 
 @click.group("dead-letters")
@@ -21,7 +47,7 @@ def list_letters(include_redriven: bool, as_json: bool) -> None:
 
     store = Runtime().dead_letters
     letters = list(store.list(include_redriven=include_redriven))
-    data = {
+    data: _Listing = {
         "count": len(letters),
         "letters": [letter.model_dump(mode="json") for letter in letters],
         "unreadable": [
@@ -29,7 +55,7 @@ def list_letters(include_redriven: bool, as_json: bool) -> None:
         ],
     }
 
-    def human(payload: dict) -> None:
+    def human(payload: _Listing) -> None:
         rows = [
             (
                 entry["id"],
@@ -62,13 +88,13 @@ def redrive_letters(letter_ids: tuple[str, ...], as_json: bool) -> None:
     from projector.runtime import Runtime
 
     results = list(redrive(Runtime(), set(letter_ids) if letter_ids else None))
-    data = {
+    data: _Redrive = {
         "redriven": sum(1 for r in results if r.redriven),
         "failed": sum(1 for r in results if not r.redriven),
         "letters": [{"id": r.id, "redriven": r.redriven, "error": r.error} for r in results],
     }
 
-    def human(payload: dict) -> None:
+    def human(payload: _Redrive) -> None:
         for entry in payload["letters"]:
             click.echo(
                 f"{entry['id']}  {'redriven' if entry['redriven'] else 'still failing: ' + str(entry['error'])}"

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from projector.cli.output import CommandError, emit, json_option, print_table
+
+if TYPE_CHECKING:
+    from projector.events import EventStore
+    from projector.events.layout import EventLayout
 
 logger = logging.getLogger(__name__)
 
@@ -24,13 +28,14 @@ def command() -> None:
     """Append to and read event streams of the events table (PROJECTOR_SOURCE_TABLE)."""
 
 
-def _store(preset_name: str | None) -> Any:
+def _store(preset_name: str | None) -> EventStore:
     from projector.clients import dynamodb_client
     from projector.config import load_settings
     from projector.events import EventStore, preset
     from projector.events.projection import layout_for
 
     settings = load_settings()
+    layout: EventLayout | None  # None: the store's default (the projector preset)
     if preset_name:
         layout = preset(preset_name)
     else:

@@ -2,9 +2,21 @@
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import click
 
 from projector.cli.output import CommandError, emit, json_option
+
+
+class _Rollback(TypedDict):
+    projection: str
+    kind: str
+    was_rebuilding: bool
+    previous: str | None  # what served reads before
+    reading: str
+    exact: bool
+    next: str | None  # the command that makes it exact again, when it is not
 
 
 @click.command("rollback")
@@ -33,7 +45,7 @@ def command(name: str, as_json: bool) -> None:
         raise CommandError(str(error)) from None
     # still written since the swap (search indexes keep the previous build behind the write alias)
     exact = before.rebuilding or reading in before.writes
-    data = {
+    data: _Rollback = {
         "projection": name,
         "kind": before.kind,
         "was_rebuilding": before.rebuilding,
@@ -43,7 +55,7 @@ def command(name: str, as_json: bool) -> None:
         "next": None if exact else f"projector verify --repair --projection {name}",
     }
 
-    def human(result: dict) -> None:
+    def human(result: _Rollback) -> None:
         if result["was_rebuilding"]:
             click.echo(f"{name}: rebuild abandoned; reads and writes stay on {result['reading']}")
             return

@@ -5,10 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
 from projector.cli.output import CommandError, json_option
+
+if TYPE_CHECKING:
+    from projector.runner.runner import StartAt
 
 logger = logging.getLogger(__name__)
 
@@ -99,7 +103,7 @@ logger = logging.getLogger(__name__)
 def command(
     batch_size: int,
     window_s: float,
-    start: str,
+    start: StartAt,  # click.Choice above allows only these
     bisect: bool,
     max_retries: int,
     timeout_s: float,
@@ -124,7 +128,7 @@ def command(
     options = RunnerOptions(
         batch_size=batch_size,
         window_s=window_s,
-        start=start,  # type: ignore[arg-type]
+        start=start,
         bisect=bisect,
         max_retries=max_retries,
         timeout_s=timeout_s,

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 
 from projector.cli.output import emit, json_option
+
+if TYPE_CHECKING:
+    from projector.setup import SetupReport
 
 
 @click.command("setup")
@@ -24,7 +29,7 @@ def command(with_source_table: bool, as_json: bool) -> None:
 
     report = setup(Runtime(), with_source_table=with_source_table)
 
-    def human(data: dict) -> None:
+    def human(data: SetupReport) -> None:
         if data["source_table"]:
             state = "created" if data["source_table"]["created"] else "already there"
             click.echo(f"source table   {data['source_table']['name']} ({state})")

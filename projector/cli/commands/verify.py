@@ -7,7 +7,14 @@ from typing import Any
 
 import click
 
-from projector.cli.output import CommandError, emit, json_option, print_table, projection_option
+from projector.cli.output import (
+    CommandError,
+    emit,
+    json_option,
+    print_table,
+    projection_option,
+    segments_option,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -19,13 +26,7 @@ logger = logging.getLogger(__name__)
     help="Rewrite the drifted documents (versioned) and rebuild drifted aggregates, then verify again.",
 )
 @projection_option
-@click.option(
-    "--segments",
-    type=click.IntRange(1, 1000),
-    default=4,
-    show_default=True,
-    help="Parallel scan workers over the source table.",
-)
+@segments_option("Parallel scan workers over the source table.")
 @click.option(
     "--settle",
     "settle_s",
