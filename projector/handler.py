@@ -101,7 +101,7 @@ def _handle(records: list[Any], context: Any) -> dict[str, Any]:
         engine = runtime()
         check_projection_keys(engine)
         deadline = Deadline.from_context(context, engine.settings.deadline_margin_ms)
-        outcome = engine.processor.process(records, deadline)
+        outcome = engine.stream_applier.apply(records, deadline)
         try:
             record_batch(outcome, (time.perf_counter() - started) * 1000)
             metrics.flush_metrics()
