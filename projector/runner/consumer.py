@@ -290,7 +290,7 @@ class ShardConsumer:
 
     def _backoff(self, failures: int) -> float:
         """Bounded exponential backoff with a little jitter (the same shape as projector.retry's policy)."""
-        base = self.options.backoff_initial_s * (2 ** max(0, failures - 1))
+        base = self.options.backoff_initial_s * (2.0 ** max(0, failures - 1))
         return min(self.options.backoff_max_s, base) * random.uniform(0.8, 1.0)
 
     def _report(
