@@ -2,7 +2,9 @@
 
 It applies what it can in stream order and answers with the first record it could not apply
 (``batchItemFailures``), so Lambda resends from exactly there. It does not raise when OpenSearch or
-DynamoDB fails; it raises only for a wrong configuration or an event that is not a stream batch.
+DynamoDB fails; it raises only for a wrong configuration, an event that is not a stream batch, or a
+record without a sequence number that could not be dead-lettered (``UnnamedFailureError``: Lambda
+resends the whole batch). The path of a record: docs/architecture.md.
 
 The first batch of a cold start checks every projection's key attributes against the source table's key
 (one DescribeTable, remembered until the next cold start). A projection keyed by another attribute fails
