@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from projector.changes.builders import change_from_item
 from projector.changes.types import BackfillStamp, Change
-from projector.pipeline.apply import apply_changes
+from projector.pipeline.apply import AppliesChanges, apply_changes
 from projector.pipeline.outcome import BatchOutcome
 from projector.pipeline.poison import DeadLetterRule
 from projector.records import DecodeError, decode_image
@@ -25,7 +25,6 @@ if TYPE_CHECKING:
     from projector.backfill.scanner import Page
     from projector.deadletters.store import DeadLetterStore
     from projector.projection.base import Projection
-    from projector.sinks.base import Sink
 
 logger = logging.getLogger(__name__)
 
@@ -36,7 +35,7 @@ class PageApplier:
     def __init__(
         self,
         projections: Sequence[Projection],
-        sinks: Mapping[str, Sink[Any]],
+        sinks: Mapping[str, AppliesChanges],
         key_attributes: tuple[str, ...],
         scan_started_at: float,
         dead_letters: DeadLetterStore | None,
@@ -62,7 +61,7 @@ class PageApplier:
             parallel=False,  # the run's segment workers are the parallelism
         )
 
-    def _store_for(self, projection: Projection) -> Sink[Any]:
+    def _store_for(self, projection: Projection) -> AppliesChanges:
         return self.sinks[projection.name]
 
     def _changes(self, page: Page, outcome: BatchOutcome) -> list[Change]:

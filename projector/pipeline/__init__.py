@@ -7,12 +7,13 @@ batch. Backfill pages decode scanned items (``projector.backfill.apply``) and jo
 
 from __future__ import annotations
 
-from projector.pipeline.apply import StoreFor, apply_changes, group_by_item
+from projector.pipeline.apply import AppliesChanges, StoreFor, apply_changes, group_by_item
 from projector.pipeline.outcome import BatchOutcome, Tally, UnnamedFailureError
 from projector.pipeline.poison import DeadLetterRule
 from projector.pipeline.stream import StreamApplier, parse_records
 
 __all__ = [
+    "AppliesChanges",
     "BatchOutcome",
     "DeadLetterRule",
     "StoreFor",

@@ -13,11 +13,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from projector.logsafe import loggable, projection_scope
 from projector.pipeline.outcome import BatchOutcome, Tally
-from projector.sinks.base import ItemChanges, Sink, SinkResult
+from projector.sinks.base import ItemChanges, SinkResult
 
 if TYPE_CHECKING:
     from projector.changes.types import Change
@@ -27,8 +27,15 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+
+class AppliesChanges(Protocol):
+    """The part of a projection's store the apply path uses (``Sink``, ProjectionStore, test fakes)."""
+
+    def apply(self, projection: Any, items: Sequence[ItemChanges], deadline: Deadline) -> SinkResult: ...
+
+
 #: The store of a projection (the runtime answers it; tests pass in-memory ones).
-StoreFor = Callable[["Projection"], Sink[Any]]
+StoreFor = Callable[["Projection"], AppliesChanges]
 
 MAX_PARALLEL_STORES = 4
 
@@ -55,7 +62,7 @@ def apply_changes(
     grouped = {projection.name: group_by_item(projection, changes) for projection in projections}
     jobs = [(projection, store_for(projection)) for projection in projections]
 
-    def run(job: tuple[Projection, Sink[Any]]) -> tuple[Projection, SinkResult]:
+    def run(job: tuple[Projection, AppliesChanges]) -> tuple[Projection, SinkResult]:
         projection, store = job
         with projection_scope(projection.name):
             return projection, store.apply(projection, grouped[projection.name], deadline)

@@ -24,7 +24,7 @@ from projector.pipeline import BatchOutcome, DeadLetterRule, StreamApplier, Unna
 from projector.projection.base import Projection
 from projector.redrive import redrive
 from projector.retry import Deadline
-from projector.sinks.base import ItemChanges, Sink, SinkResult
+from projector.sinks.base import ItemChanges, SinkResult
 
 pytestmark = pytest.mark.unit
 
@@ -32,7 +32,7 @@ ARN = "arn:aws:dynamodb:eu-west-1:123456789012:table/orders/stream/2026-01-01T00
 
 
 # fakes -----------------------------------------------------------------------------------------------
-class MemoryStore(Sink[Any]):
+class MemoryStore:
     """Keeps, per projection and item, the versions it applied in the order it got them.
 
     ``fail`` items are not written (a store outage); changes with a ``poison`` (item, version) are
