@@ -2,7 +2,9 @@
 
 It applies what it can in stream order and answers with the first record it could not apply
 (``batchItemFailures``), so Lambda resends from exactly there. It does not raise when OpenSearch or
-DynamoDB fails; it raises only for a wrong configuration or an event that is not a stream batch.
+DynamoDB fails; it raises only for a wrong configuration, an event that is not a stream batch, or a
+record without a sequence number that could not be dead-lettered (``UnnamedFailureError``: Lambda
+resends the whole batch). The path of a record: docs/architecture.md.
 
 The first batch of a cold start checks every projection's key attributes against the source table's key
 (one DescribeTable, remembered until the next cold start). A projection keyed by another attribute fails
@@ -18,10 +20,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from projector.config.exceptions import ConfigurationError
 from projector.logsafe import silence_body_loggers
+from projector.observability_env import in_lambda
 from projector.retry.deadline import Deadline
 from projector.runtime import Runtime
 
@@ -78,13 +82,13 @@ def lambda_handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         # A step of the backfill state machine (infra/template.yaml): same function, same settings.
         from projector.backfill_handler import lambda_handler as backfill_handler
 
-        if observability.in_lambda():
+        if in_lambda():
             observability.configure_lambda_logging()
         return backfill_handler(event["backfill"], context)
     records = event.get("Records") if isinstance(event, dict) else None
     if not isinstance(records, list):
         raise ConfigurationError("the event is not a DynamoDB stream batch (no 'Records' list)")
-    if not observability.in_lambda():  # tests, the local runner, benchmarks: their own logging
+    if not in_lambda():  # tests, the local runner, benchmarks: their own logging
         return _handle(records, context)
     observability.configure_lambda_logging()
     if hasattr(context, "aws_request_id"):
@@ -101,7 +105,7 @@ def _handle(records: list[Any], context: Any) -> dict[str, Any]:
         engine = runtime()
         check_projection_keys(engine)
         deadline = Deadline.from_context(context, engine.settings.deadline_margin_ms)
-        outcome = engine.processor.process(records, deadline)
+        outcome = engine.stream_applier.apply(records, deadline)
         try:
             record_batch(outcome, (time.perf_counter() - started) * 1000)
             metrics.flush_metrics()
@@ -112,7 +116,7 @@ def _handle(records: list[Any], context: Any) -> dict[str, Any]:
         batch_logger.remove_keys(["event_source_arn", "first_sequence", "last_sequence", "records"])
 
 
-def _wrap() -> Any:
+def _wrap() -> Callable[[list[Any], Any], dict[str, Any]]:
     """``_handle`` under Powertools' Lambda context (request id, cold start) and X-Ray handler segment.
 
     The event is never logged (``log_event=False``): it holds item images. Built on first use so that
@@ -121,7 +125,10 @@ def _wrap() -> Any:
     from projector.observability import batch_logger, tracer
 
     wrapped = batch_logger.inject_lambda_context(log_event=False, clear_state=True)(_handle)
-    return tracer.capture_lambda_handler(capture_response=False)(wrapped)
+    traced: Callable[[list[Any], Any], dict[str, Any]] = tracer.capture_lambda_handler(
+        capture_response=False
+    )(wrapped)
+    return traced
 
 
 def _traced_handler(records: list[Any], context: Any) -> dict[str, Any]:
@@ -131,4 +138,4 @@ def _traced_handler(records: list[Any], context: Any) -> dict[str, Any]:
     return _wrapped(records, context)
 
 
-_wrapped: Any = None
+_wrapped: Callable[[list[Any], Any], dict[str, Any]] | None = None

@@ -15,8 +15,10 @@ from projector.projection.registry import Registry, load_projections
 
 if TYPE_CHECKING:
     from projector.deadletters.store import DeadLetterStore
-    from projector.pipeline.processor import BatchProcessor
+    from projector.pipeline.stream import StreamApplier
+    from projector.projection.base import Projection
     from projector.sinks.aggregates.writer import AggregateSink
+    from projector.sinks.base import Sink
     from projector.sinks.opensearch.writer import OpenSearchSink
 
 logger = logging.getLogger(__name__)
@@ -74,14 +76,20 @@ class Runtime:
 
         return open_store(self.settings)
 
-    @cached_property
-    def processor(self) -> BatchProcessor:
-        from projector.pipeline.processor import BatchProcessor
+    def store_for(self, projection: Projection) -> Sink[Any]:
+        """The store a projection's changes go to (interim: the coordinator wires the stores' version)."""
+        if getattr(projection, "kind", None) == "event_stream":  # events hook
+            sink = self.event_sink
+        else:
+            from projector.projection.base import DocumentProjection
 
-        return BatchProcessor(
-            self.registry,
-            self.document_sink,
-            self.aggregate_sink,
-            self.dead_letters,
-            event_sink=self.event_sink,
-        )
+            sink = self.document_sink if isinstance(projection, DocumentProjection) else self.aggregate_sink
+        if sink is None:
+            raise RuntimeError(f"no store configured for projection {projection.name!r}")
+        return sink  # type: ignore[no-any-return]  # event_sink is untyped until the stores land
+
+    @cached_property
+    def stream_applier(self) -> StreamApplier:
+        from projector.pipeline.stream import StreamApplier
+
+        return StreamApplier(self.registry.all, self.store_for, self.dead_letters)

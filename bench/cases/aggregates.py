@@ -1,6 +1,6 @@
 """``aggregate_writes``: DynamoDB writes of the coalescing AggregateSink against a naive ADD per change.
 
-Subject: ``BatchProcessor`` with the real ``AggregateSink`` (both shop-orders aggregates) on Lambda-shaped
+Subject: ``StreamApplier`` with the real ``AggregateSink`` (both shop-orders aggregates) on Lambda-shaped
 batches, counting per batch and projection the group-row ``ADD``s sent per touched group
 (``AggregateResult.group_writes``), the contribution-record puts, transactions and requests.
 Baseline: for every change, one ``UpdateItem ADD`` per group whose measures it moves (new contributions
@@ -42,7 +42,7 @@ class _Recording:
 
 def _processor(ctx: Context, table: str) -> tuple[Any, _Recording]:
     from projector.handler import reset_runtime
-    from projector.pipeline.processor import BatchProcessor
+    from projector.pipeline.stream import StreamApplier
     from projector.runtime import Runtime
     from projector.sinks.aggregates import AggregateSink, ensure_table
 
@@ -52,7 +52,7 @@ def _processor(ctx: Context, table: str) -> tuple[Any, _Recording]:
     ensure_table(engine.dynamodb, table)
     settings = engine.settings.model_copy(update={"aggregates_table": table})
     recording = _Recording(AggregateSink(engine.dynamodb, settings))
-    processor = BatchProcessor(engine.registry, None, recording, engine.dead_letters)  # type: ignore[arg-type]
+    processor = StreamApplier(engine.registry.all, lambda projection: recording, engine.dead_letters)
     return processor, recording
 
 
@@ -62,7 +62,7 @@ def _run_sink(processor: Any, batches: list[list[dict[str, Any]]]) -> int:
     failed = 0
     with quiet_stdout():
         for batch in batches:
-            outcome = processor.process(batch, Deadline.after(600))
+            outcome = processor.apply(batch, Deadline.after(600))
             failed += outcome.first_failed is not None
     return failed
 

@@ -1,6 +1,6 @@
 """``cpu_vs_deserializer``: µs per record of the engine with no I/O, against boto3's TypeDeserializer alone.
 
-Subject: ``BatchProcessor.process`` over Lambda-shaped batches with the real ``OpenSearchSink`` on a
+Subject: ``StreamApplier.apply`` over Lambda-shaped batches with the real ``OpenSearchSink`` on a
 client that only collects (``bench.stubs``): validate, decode Keys/NewImage/OldImage, group per item,
 fold, render the document, serialise it exactly and build the bulk lines. Baseline: boto3's
 ``TypeDeserializer`` decoding the same NewImage and OldImage, and nothing else. Same records, one process,
@@ -21,12 +21,12 @@ GOAL = Goal("<=", 1.0)
 
 
 def collecting_processor(prefix: str = "") -> tuple[Any, Any]:
-    """A BatchProcessor for ``orders`` whose sink writes nowhere; and the collecting client."""
+    """A StreamApplier for ``orders`` whose sink writes nowhere; and the collecting client."""
     from bench.stubs import CollectingClient
     from projections.orders import orders
     from projector.config.settings import Settings
     from projector.deadletters.store import FileDeadLetterStore
-    from projector.pipeline.processor import BatchProcessor
+    from projector.pipeline.stream import StreamApplier
     from projector.projection.registry import Registry
     from projector.sinks.opensearch.writer import OpenSearchSink
 
@@ -34,7 +34,9 @@ def collecting_processor(prefix: str = "") -> tuple[Any, Any]:
     settings = Settings(index_prefix=prefix)
     registry = Registry(documents=(orders,), by_name={orders.name: orders})
     sink = OpenSearchSink(client, settings)  # type: ignore[arg-type]
-    processor = BatchProcessor(registry, sink, None, FileDeadLetterStore(_nowhere()), parallel=False)
+    processor = StreamApplier(
+        registry.all, lambda projection: sink, FileDeadLetterStore(_nowhere()), parallel=False
+    )
     return processor, client
 
 
@@ -49,7 +51,7 @@ def process_all(processor: Any, batches: list[list[dict[str, Any]]]) -> int:
 
     applied = 0
     for batch in batches:
-        outcome = processor.process(batch, Deadline.never())
+        outcome = processor.apply(batch, Deadline.never())
         if outcome.first_failed is not None or outcome.dead_lettered:
             raise RuntimeError(f"the collecting run failed: {outcome.summary()}")
         applied += outcome.applied
@@ -77,7 +79,7 @@ def cpu_vs_deserializer(ctx: Context) -> dict[str, Any]:
     processor, client = collecting_processor()
     process_all(processor, batches[:1])  # warm every path once
     deserialize_all(records[:200])
-    ours = Samples("BatchProcessor, collecting sink", "µs/record")
+    ours = Samples("StreamApplier, collecting sink", "µs/record")
     boto3 = Samples("boto3 TypeDeserializer (images only)", "µs/record")
     facts: dict[str, Any] = {}
 

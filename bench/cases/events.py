@@ -1,6 +1,6 @@
 """``events_vs_state``: the event projection's records/s against the state projection's, same changes.
 
-Both subjects are a search projection fed through ``BatchProcessor`` in Lambda-shaped batches of 100 on
+Both subjects are a search projection fed through ``StreamApplier`` in Lambda-shaped batches of 100 on
 the real OpenSearch: the *state* one gets N MODIFY records of K items (each record the item's new
 image, ordered by a version attribute); the *event* one gets N INSERT records of K streams (each record
 one event, folded per stream). Both documents have the same fields. Each round starts from fresh
@@ -120,8 +120,7 @@ def run(changes: int = 2000, rounds: int = 3) -> dict[str, Any]:
     from projector.config import load_settings
     from projector.deadletters.store import open_store
     from projector.events.sink import EventStreamSink
-    from projector.pipeline.processor import BatchProcessor
-    from projector.projection.registry import Registry
+    from projector.pipeline.stream import StreamApplier
     from projector.retry import Deadline
     from projector.sinks.opensearch import indexes, opensearch_client
     from projector.sinks.opensearch.writer import OpenSearchSink
@@ -133,28 +132,18 @@ def run(changes: int = 2000, rounds: int = 3) -> dict[str, Any]:
     settings = load_settings()
     client = opensearch_client(settings)
     letters = open_store(settings)
+    state_sink, event_sink = OpenSearchSink(client, settings), EventStreamSink(client, None, settings)
     state_records, event_records = workloads(changes, keys=max(1, changes // 10))
     subjects = {
         "state": (
             state_projection,
             state_records,
-            BatchProcessor(
-                Registry(documents=(state_projection,), by_name={"bench_state": state_projection}),
-                OpenSearchSink(client, settings),
-                None,
-                letters,
-            ),
+            StreamApplier((state_projection,), lambda projection: state_sink, letters),
         ),
         "events": (
             event_projection,
             event_records,
-            BatchProcessor(
-                Registry(documents=(event_projection,), by_name={"bench_events": event_projection}),
-                None,
-                None,
-                letters,
-                event_sink=EventStreamSink(client, None, settings),
-            ),
+            StreamApplier((event_projection,), lambda projection: event_sink, letters),
         ),
     }
     seconds: dict[str, list[float]] = {"state": [], "events": []}
@@ -166,7 +155,7 @@ def run(changes: int = 2000, rounds: int = 3) -> dict[str, Any]:
                 indexes.ensure(client, projection, prefix)
                 started = time.perf_counter()
                 for start in range(0, len(records), BATCH):
-                    outcome = processor.process(records[start : start + BATCH], Deadline.after(120))
+                    outcome = processor.apply(records[start : start + BATCH], Deadline.after(120))
                     if outcome.first_failed is not None:
                         raise RuntimeError(f"{name}: {outcome.failures}")
                     if name == "events":

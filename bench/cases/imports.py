@@ -2,7 +2,7 @@
 
 - Wall time of ``python -c "import projector.handler"`` vs ``python -c "import boto3"``, alternating,
   median of the runs (the goal's figure); the children's CPU time too (steadier on a busy machine); ``-X importtime`` of the handler gives the top entries (self and cumulative).
-- Also reported (no goal): import plus wiring the engine (``runtime().processor``: settings, projections,
+- Also reported (no goal): import plus wiring the engine (``runtime().stream_applier``: settings, projections,
   sinks, clients), which is what the first invocation pays on top of the import.
 - Peak memory of one batch through ``lambda_handler`` on the real OpenSearch, in its own process
   (``bench.probe``): tracemalloc's peak during the call and the process's peak RSS (VmHWM).
@@ -29,12 +29,12 @@ HANDLER = "import projector.handler"
 CODE = {
     "ours": HANDLER,
     "boto3": "import boto3",
-    "wired": "import projector.handler as h; h.runtime().processor",
+    "wired": "import projector.handler as h; h.runtime().stream_applier",
 }
 LABELS = {
     "ours": "python -c 'import projector.handler'",
     "boto3": "python -c 'import boto3'",
-    "wired": "import + runtime().processor",
+    "wired": "import + runtime().stream_applier",
 }
 
 

@@ -1,23 +1,22 @@
-"""One scanned page through the same sinks as the stream: decode, stamp, group per item, apply.
+"""One scanned page into the one apply path: decode, stamp as upserts, then ``apply_changes``.
 
 Scanned items become upserts stamped with the scan's start and the page's request time; the version
 rules rank them against whatever the stream has written (see ``projector.versioning``), so a race
 with a live change always ends on the newer state. Poison goes to the dead letters with the scanned
-item as DynamoDB JSON; items a sink could not write are reported so the page is not checkpointed.
+item as DynamoDB JSON; items a store could not write are reported so the page is not checkpointed.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from projector.changes.builders import change_from_item
 from projector.changes.types import BackfillStamp, Change
-from projector.deadletters.types import DeadLetter
-from projector.jsonsafe import jsonable
-from projector.pipeline.processor import group_by_item
+from projector.pipeline.apply import AppliesChanges, apply_changes
+from projector.pipeline.outcome import BatchOutcome
+from projector.pipeline.poison import DeadLetterRule
 from projector.records import DecodeError, decode_image
 from projector.retry import Deadline
 
@@ -25,58 +24,17 @@ if TYPE_CHECKING:
     from projector.backfill.scanner import Page
     from projector.deadletters.store import DeadLetterStore
     from projector.projection.base import Projection
-    from projector.sinks.base import Sink
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass(slots=True)
-class Tally:
-    """Counts of one projection (or of a whole run): changes written, stale, poison, failed, requests."""
-
-    written: int = 0
-    stale: int = 0
-    poison: int = 0
-    failed: int = 0
-    requests: int = 0
-
-    def add(self, other: Tally) -> None:
-        self.written += other.written
-        self.stale += other.stale
-        self.poison += other.poison
-        self.failed += other.failed
-        self.requests += other.requests
-
-    def to_json(self) -> dict[str, int]:
-        return {
-            "written": self.written,
-            "stale": self.stale,
-            "poison": self.poison,
-            "failed": self.failed,
-            "requests": self.requests,
-        }
-
-
-@dataclass(slots=True)
-class PageOutcome:
-    """What became of one page, per projection; ``failures`` (item id: reason) block the checkpoint."""
-
-    items: int = 0
-    per_projection: dict[str, Tally] = field(default_factory=dict)
-    failures: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.failures
-
-
 class PageApplier:
-    """Applies pages of one run to the selected projections (the sinks are shared by the workers)."""
+    """Applies pages of one run to the selected projections (the stores are shared by the workers)."""
 
     def __init__(
         self,
         projections: Sequence[Projection],
-        sinks: dict[str, Sink],
+        sinks: Mapping[str, AppliesChanges],
         key_attributes: tuple[str, ...],
         scan_started_at: float,
         dead_letters: DeadLetterStore | None,
@@ -86,50 +44,34 @@ class PageApplier:
         self.sinks = sinks
         self.key_attributes = key_attributes
         self.scan_started_at = scan_started_at
-        self.dead_letters = dead_letters
+        self.dead_letters = DeadLetterRule(dead_letters)
 
-    def apply(self, page: Page) -> PageOutcome:
-        outcome = PageOutcome(items=len(page.items))
+    def apply(self, page: Page) -> BatchOutcome:
+        """The page's outcome: per-projection tallies; any failure means the page is read again."""
+        outcome = BatchOutcome(records=len(page.items))
         changes = self._changes(page, outcome)
-        for projection in self.projections:
-            tally = outcome.per_projection.setdefault(projection.name, Tally())
-            if not changes:
-                continue
-            result = self.sinks[projection.name].apply(
-                projection, group_by_item(projection, changes), Deadline.never()
-            )
-            tally.written += result.applied
-            tally.stale += result.stale
-            tally.requests += result.requests
-            tally.failed += len(result.failed)
-            for item_id, reason in result.failed.items():
-                outcome.failures[f"{projection.name}:{item_id}"] = reason
-            for change, reason in result.poison:
-                if self._dead_letter(outcome, projection.name, change.record, reason):
-                    tally.poison += 1
-        return outcome
+        return apply_changes(
+            changes,
+            self.projections,
+            self._store_for,
+            Deadline.never(),
+            self.dead_letters,
+            outcome,
+            parallel=False,  # the run's segment workers are the parallelism
+        )
 
-    def _changes(self, page: Page, outcome: PageOutcome) -> list[Change]:
+    def _store_for(self, projection: Projection) -> AppliesChanges:
+        return self.sinks[projection.name]
+
+    def _changes(self, page: Page, outcome: BatchOutcome) -> list[Change]:
         stamp = BackfillStamp(scan_started_at=self.scan_started_at, read_at=page.read_at)
         changes: list[Change] = []
         for index, raw in enumerate(page.items):
             try:
                 item = decode_image(raw)
             except DecodeError as error:  # cannot happen with DynamoDB's own JSON, but never stop a run on it
-                self._dead_letter(outcome, None, raw, f"undecodable item: {error}")
+                letter = self.dead_letters.letter(raw, "malformed", f"undecodable item: {error}")
+                self.dead_letters.settle(outcome, index, f"item {index}", letter)
                 continue
             changes.append(change_from_item(item, self.key_attributes, stamp, batch_index=index, raw=raw))
         return changes
-
-    def _dead_letter(self, outcome: PageOutcome, projection: str | None, raw: Any, reason: str) -> bool:
-        if self.dead_letters is None:
-            outcome.failures[f"{projection}:poison"] = reason
-            return False
-        letter = DeadLetter(reason="poison", projection=projection, error=reason, record=jsonable(raw))
-        try:
-            self.dead_letters.put(letter)
-            return True
-        except Exception as error:  # not safe anywhere: the page must be read again
-            logger.error("dead-letter store failed: %s: %s", type(error).__name__, error)
-            outcome.failures[f"{projection}:dead-letter"] = f"dead-letter store failed: {error}"
-            return False

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from projector.backfill.apply import PageApplier, PageOutcome, Tally
+from projector.backfill.apply import PageApplier
 from projector.backfill.checkpoint import Checkpoint, ScanCheckpointError, SegmentRange
 from projector.backfill.dryrun import CollectingSink, WouldWrite
 from projector.backfill.exportfiles import ExportReader
@@ -28,6 +28,7 @@ from projector.backfill.rebuild import Rebuilds, kind_of
 from projector.backfill.scanner import Page, SegmentScanner, SourceTable
 from projector.backfill.workitems import apply_pages
 from projector.exceptions import ProjectorError
+from projector.pipeline.outcome import BatchOutcome, Tally
 from projector.projection.base import DocumentProjection
 
 if TYPE_CHECKING:
@@ -391,7 +392,7 @@ class Backfill:
     ) -> None:
         mine = report.segments[segment]
 
-        def on_page(page: Page, outcome: PageOutcome) -> None:
+        def on_page(page: Page, outcome: BatchOutcome) -> None:
             with self._lock:
                 report.items += outcome.items
                 mine.items += outcome.items

@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from projector.backfill.apply import PageApplier, PageOutcome, Tally
+from projector.backfill.apply import PageApplier
 from projector.backfill.export import DataFile, Export
 from projector.backfill.exportfiles import ExportReader
 from projector.backfill.ratelimit import TokenBucket
 from projector.backfill.scanner import Page, SegmentScanner, SourceTable
 from projector.jsonsafe import jsonable, key_from_json
+from projector.pipeline.outcome import BatchOutcome, Tally
 from projector.projection.base import DocumentProjection
 from projector.retry import Deadline
 
@@ -123,7 +124,7 @@ def plan(
 def apply_pages(
     pages: Iterator[Page],
     applier: PageApplier,
-    on_page: Callable[[Page, PageOutcome], None],
+    on_page: Callable[[Page, BatchOutcome], None],
     keep_going: Callable[[], bool] = lambda: True,
 ) -> str | None:
     """Apply pages until they end, one fails (its error), or ``keep_going`` says stop before the next."""
@@ -163,7 +164,7 @@ def apply_item(runtime: Runtime, item: WorkItem, deadline: Deadline | None = Non
     slowest = 0.0
     last = time.monotonic()
 
-    def on_page(page: Page, outcome: PageOutcome) -> None:
+    def on_page(page: Page, outcome: BatchOutcome) -> None:
         nonlocal slowest, last
         now = time.monotonic()
         slowest, last = max(slowest, now - last), now

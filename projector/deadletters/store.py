@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -96,7 +97,7 @@ class FileDeadLetterStore(DeadLetterStore):
         folders = [PENDING, REDRIVEN] if include_redriven else [PENDING]
         for name in folders:
             for path in sorted((self.root / name).glob(f"*{SUFFIX}")):
-                letter = self._read(path.name, str(path), lambda path=path: path.read_bytes())
+                letter = self._read(path.name, str(path), path.read_bytes)
                 if letter is not None:
                     yield letter
 
@@ -140,10 +141,14 @@ class S3DeadLetterStore(DeadLetterStore):
                     letter = self._read(
                         key.removeprefix(prefix),
                         f"s3://{self.bucket}/{key}",
-                        lambda key=key: self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read(),
+                        functools.partial(self._body, key),
                     )
                     if letter is not None:
                         yield letter
+
+    def _body(self, key: str) -> bytes:
+        body: bytes = self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+        return body
 
     def mark_redriven(self, letter: DeadLetter) -> None:
         source = self._key(PENDING, letter.id)

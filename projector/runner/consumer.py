@@ -18,7 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from projector.deadletters import DeadLetter, DeadLetterStore
+from projector.deadletters import DeadLetterStore
+from projector.pipeline.poison import DeadLetterRule
 from projector.retry.transient import is_transient
 from projector.runner.checkpoints import CheckpointStore
 from projector.runner.control import RunControl
@@ -77,6 +78,7 @@ class ShardConsumer:
         self.invoker = invoker
         self.checkpoints = checkpoints
         self.dead_letters = dead_letters
+        self._letters = DeadLetterRule(dead_letters)
         self.control = control
         self.options = options
         self.shard = reader.shard
@@ -252,37 +254,31 @@ class ShardConsumer:
         return True
 
     def _dead_letter(self, record: dict[str, Any], error: str) -> bool:
-        letter = DeadLetter(
-            reason="retries_exhausted",
-            error=error,
-            sequence_number=record["dynamodb"]["SequenceNumber"],
-            event_source_arn=record.get("eventSourceARN"),
-            record=record,
+        """Store ``record`` by the one dead-letter rule, retrying the store until it works or the run stops."""
+        letter = self._letters.letter(
+            record,
+            "retries_exhausted",
+            error,
+            sequence=record["dynamodb"]["SequenceNumber"],
         )
         attempts = 0
         while True:
-            try:
-                where = self.dead_letters.put(letter)
+            failure = self._letters.keep(letter)
+            if failure is None:
                 logger.warning(
-                    "shard %s: record %s dead-lettered to %s after %d retries: %s",
+                    "shard %s: record %s dead-lettered as %s after %d retries: %s",
                     self.shard.shard_id,
                     letter.sequence_number,
-                    where,
+                    letter.id,
                     self.options.max_retries,
                     error,
                 )
                 return True
-            except Exception as failure:
-                attempts += 1
-                delay = self._backoff(attempts)
-                logger.error(
-                    "dead letter for %s not stored (%s); retrying in %.1fs",
-                    letter.sequence_number,
-                    failure,
-                    delay,
-                )
-                if self.control.wait(delay):
-                    return False
+            attempts += 1
+            delay = self._backoff(attempts)
+            logger.error("dead letter for %s not stored; retrying in %.1fs", letter.sequence_number, delay)
+            if self.control.wait(delay):
+                return False
 
     # bookkeeping -----------------------------------------------------------------------------------
     def _advance(self, record: dict[str, Any]) -> None:
@@ -295,7 +291,7 @@ class ShardConsumer:
 
     def _backoff(self, failures: int) -> float:
         """Bounded exponential backoff with a little jitter (the same shape as projector.retry's policy)."""
-        base = self.options.backoff_initial_s * (2 ** max(0, failures - 1))
+        base = self.options.backoff_initial_s * (2.0 ** max(0, failures - 1))
         return min(self.options.backoff_max_s, base) * random.uniform(0.8, 1.0)
 
     def _report(

@@ -83,7 +83,7 @@ class StreamApplier(threading.Thread):
         self.pending += [to_lambda_record(raw, self.arn, region) for raw in page["Records"]]
         while self.pending:
             chunk = self.pending[: self.batch]
-            outcome = self.runtime.processor.process(chunk, Deadline.never())
+            outcome = self.runtime.stream_applier.apply(chunk, Deadline.never())
             done = len(chunk) if outcome.first_failed is None else outcome.first_failed
             if outcome.first_failed is not None:
                 self.errors.append(str(outcome.failures))
@@ -322,7 +322,7 @@ def test_a_backfill_dead_letter_is_redriven_from_the_item_once_it_is_fixed(
     from boto3.dynamodb.types import TypeSerializer
 
     from devservers.workload import make_order
-    from projector.backfill.redrive import is_backfill_letter, redrive_backfill_letter
+    from projector.redrive import is_backfill_letter, redrive_backfill_letter
 
     table = runtime.settings.source_table
     order = {**make_order(random.Random(1), "P00001"), "created_at": "not-a-date"}  # OpenSearch refuses it

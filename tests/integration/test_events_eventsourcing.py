@@ -135,7 +135,7 @@ def test_an_eventsourcing_application_is_projected(
     school.add_trick("Fido", "sit")
 
     records = capture_records(dynamodb, dynamodbstreams, table)
-    outcome = runtime.processor.process(records, Deadline.after(60))
+    outcome = runtime.stream_applier.apply(records, Deadline.after(60))
     assert outcome.first_failed is None and outcome.dead_lettered == 0, outcome.failures
     alias = runtime.settings.index_prefix + "dogs"
     for name in names:

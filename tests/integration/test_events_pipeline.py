@@ -33,7 +33,7 @@ def append_orders(runtime: Any, rng: random.Random, streams: int, appends: int) 
 
 
 def process(runtime: Any, records: list[dict[str, Any]]) -> Any:
-    return runtime.processor.process(records, Deadline.after(60))
+    return runtime.stream_applier.apply(records, Deadline.after(60))
 
 
 def letters(settings_env: Any) -> list[dict[str, Any]]:

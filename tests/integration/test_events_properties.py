@@ -86,7 +86,7 @@ def test_any_delivery_folds_exactly(
         rng.shuffle(delivered)
     size = data.draw(st.integers(1, 12), label="batch size")
     for start in range(0, len(delivered), size):
-        outcome = runtime.processor.process(delivered[start : start + size], Deadline.after(60))
+        outcome = runtime.stream_applier.apply(delivered[start : start + size], Deadline.after(60))
         assert outcome.first_failed is None, outcome.failures
         assert outcome.dead_lettered == 0
 

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from pydantic import BaseModel
 
-from projector.deadletters.redrive import redrive
 from projector.events import Event, EventStore, EventStreamProjection
 from projector.events.fold import fold_all
+from projector.redrive import redrive
 from projector.retry import Deadline
 from projector.sinks.opensearch.serializer import to_json
 from tests.support.events import events_runtime, table_items
@@ -70,7 +70,7 @@ def runtime(settings_env: Any, monkeypatch: pytest.MonkeyPatch, opensearch: Any,
 
 
 def _process(runtime: Any, records: list[dict[str, Any]]) -> Any:
-    return runtime.processor.process(records, Deadline.after(60))
+    return runtime.stream_applier.apply(records, Deadline.after(60))
 
 
 def _records(runtime: Any, streams: Any, stream_id: str) -> list[dict[str, Any]]:

@@ -77,7 +77,7 @@ def order_id(record: dict[str, Any]) -> str:
 
 def replay(runtime: Runtime, records: list[dict[str, Any]]) -> None:
     for start in range(0, len(records), 100):
-        outcome = runtime.processor.process(records[start : start + 100], Deadline.never())
+        outcome = runtime.stream_applier.apply(records[start : start + 100], Deadline.never())
         assert outcome.first_failed is None, outcome.failures
 
 

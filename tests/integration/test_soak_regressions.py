@@ -226,7 +226,7 @@ def test_a_backfill_dead_letter_can_be_redriven_once_the_item_is_fixed(
     import random
 
     from projector.backfill import Backfill, BackfillOptions
-    from projector.deadletters.redrive import redrive
+    from projector.redrive import redrive
     from projector.runtime import Runtime
     from projector.setup import setup
     from tests.support.orders_table import update_order

@@ -237,7 +237,7 @@ def test_bad_letters_are_skipped_and_reported(tmp_path: Path) -> None:
 def test_a_redrive_goes_on_past_a_bad_letter(tmp_path: Path) -> None:
     from types import SimpleNamespace
 
-    from projector.deadletters.redrive import redrive
+    from projector.redrive import redrive
 
     store = FileDeadLetterStore(tmp_path)
     good = [letter(), letter()]
@@ -245,11 +245,11 @@ def test_a_redrive_goes_on_past_a_bad_letter(tmp_path: Path) -> None:
         store.put(item)
     (tmp_path / "pending" / "0-not-json.json").write_text("{oops")
 
-    class Processor:
-        def process(self, records: list[Any], deadline: Any, **_: Any) -> Any:
+    class Applier:
+        def apply(self, records: list[Any], deadline: Any, **_: Any) -> Any:
             return SimpleNamespace(first_failed=None, failures={})
 
-    results = list(redrive(SimpleNamespace(dead_letters=store, processor=Processor())))
+    results = list(redrive(SimpleNamespace(dead_letters=store, stream_applier=Applier())))
     assert sorted(r.id for r in results if r.redriven) == sorted(item.id for item in good)
     (bad,) = [r for r in results if not r.redriven]
     assert bad.id == "0-not-json.json" and "unreadable" in str(bad.error)

@@ -16,7 +16,7 @@ from opensearchpy import Connection, OpenSearch
 
 from projector.config import Settings
 from projector.deadletters import FileDeadLetterStore
-from projector.pipeline.processor import BatchProcessor
+from projector.pipeline.stream import StreamApplier
 from projector.projection.registry import load_projections
 from projector.retry.deadline import Deadline
 from projector.sinks.opensearch.writer import OpenSearchSink
@@ -71,14 +71,14 @@ def test_bulk_mget_and_search_paths_name_a_prefixed_index(prefix: str, tmp_path:
     RecordingConnection.prefix = prefix
     settings = Settings(index_prefix=prefix, opensearch_url="http://127.0.0.1:9")
     client = OpenSearch(hosts=[{"host": "127.0.0.1", "port": 9}], connection_class=RecordingConnection)
-    processor = BatchProcessor(
-        load_projections(settings.projections),
-        OpenSearchSink(client, settings),
-        None,
+    sink = OpenSearchSink(client, settings)
+    applier = StreamApplier(
+        load_projections(settings.projections).all,
+        lambda projection: sink,
         FileDeadLetterStore(tmp_path),
     )
     records = [json.loads((FIXTURES / f"{name}.json").read_text()) for name in ("insert", "modify", "remove")]
-    outcome = processor.process(records, Deadline.after(30), only=["orders"])
+    outcome = applier.apply(records, Deadline.after(30), only=["orders"])
     assert outcome.first_failed is None, outcome.failures
     search(client, settings, "orders", where=["status=PAID"])
 

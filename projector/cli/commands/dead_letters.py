@@ -84,7 +84,7 @@ def redrive_letters(letter_ids: tuple[str, ...], as_json: bool) -> None:
     A redrive never regresses newer state: each record is checked against the stored version like any
     late delivery. Exit 1 when some letters still fail.
     """
-    from projector.deadletters.redrive import redrive
+    from projector.redrive import redrive
     from projector.runtime import Runtime
 
     results = list(redrive(Runtime(), set(letter_ids) if letter_ids else None))
