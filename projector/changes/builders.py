@@ -11,18 +11,31 @@ if TYPE_CHECKING:
 
 
 def change_from_record(record: StreamRecord, batch_index: int, raw: dict[str, Any] | None = None) -> Change:
-    """Decode a parsed stream record (raises MalformedRecordError on bad images)."""
+    """Decode a parsed stream record (raises MalformedRecordError on bad images).
+
+    Every image is checked here, so a malformed record is dead-lettered whole before anything applies it.
+    A MODIFY's OldImage is only read by some revision checks, so it is checked against the NewImage (only
+    the attributes that differ are decoded) and decoded in full on first read; a REMOVE's is decoded now.
+    """
     kind = ChangeKind(record.eventName)
-    return Change(
+    new_image = record.new_image()
+    deferred = False
+    if new_image is not None and kind is not ChangeKind.REMOVE and record.dynamodb.OldImage is not None:
+        record.check_old_image(new_image)
+        deferred = True
+    change = Change(
         keys=record.keys(),
         kind=kind,
-        new_image=record.new_image(),
-        old_image=record.old_image(),
+        new_image=new_image,
+        old_image=None if deferred else record.old_image(),
         position=StreamPosition(created_at=record.created_at, sequence=record.sequence_number),
         expired=record.is_ttl_delete,
         record=raw if raw is not None else record.to_lambda_json(),
         batch_index=batch_index,
     )
+    if deferred:
+        change.defer_old_image(record.old_image)
+    return change
 
 
 def change_from_item(

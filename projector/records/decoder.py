@@ -15,7 +15,7 @@ from typing import Any
 
 from projector.records.exceptions import DecodeError
 
-__all__ = ["DYNAMODB_CONTEXT", "decode_image", "decode_value"]
+__all__ = ["DYNAMODB_CONTEXT", "check_image", "decode_image", "decode_value"]
 
 #: DynamoDB's number limits (the same bounds boto3 uses); every signal that would lose information is trapped.
 DYNAMODB_CONTEXT = decimal.Context(
@@ -61,6 +61,22 @@ def _number(value: Any) -> Decimal:
     # Decimal also reads 'NaN', 'Infinity', '1_000' and padded text; DynamoDB never sends them.
     if not number.is_finite() or "_" in value or value.strip() != value:
         raise DecodeError(f"N value is not a number ({_shape(value)})")
+    return number
+
+
+#: Numbers already read, by their text: amounts, quantities and versions repeat across records, and a
+#: Decimal is immutable, so one object can serve every image. Bounded; cleared when full.
+_NUMBERS: dict[str, Decimal] = {}
+_NUMBERS_MAX = 1 << 14
+_known_number = _NUMBERS.get
+
+
+def _new_number(value: str) -> Decimal:
+    """``_number`` for a string not seen yet (or forgotten), remembered when it is valid."""
+    number = _number(value)
+    if len(_NUMBERS) >= _NUMBERS_MAX:
+        _NUMBERS.clear()
+    _NUMBERS[value] = number
     return number
 
 
@@ -145,7 +161,7 @@ def _list(value: Any) -> list[Any]:
     index = 0
     try:
         for index, av in enumerate(value):  # noqa: B007 - the error path reads index
-            # S and N are most values: look them up directly, no iterator, no call.
+            # S and N are most values: look them up directly, no iterator; a number seen before, no call.
             if type(av) is dict and len(av) == 1:
                 inner = av.get("S")
                 if type(inner) is str:
@@ -153,10 +169,11 @@ def _list(value: Any) -> list[Any]:
                     continue
                 inner = av.get("N")
                 if type(inner) is str:
-                    number = _create_decimal(inner)
-                    if number.is_finite() and "_" not in inner and inner.strip() == inner:
-                        append(number)
-                        continue
+                    number = _known_number(inner)
+                    if number is None:
+                        number = _new_number(inner)
+                    append(number)
+                    continue
                 for tag in av:
                     decode = _DECODERS.get(tag)
                     if decode is None:
@@ -167,10 +184,6 @@ def _list(value: Any) -> list[Any]:
     except DecodeError as error:
         error.reversed_path.append(index)
         raise
-    except decimal.DecimalException as exc:
-        error = DecodeError(_number_reason(inner, exc))
-        error.reversed_path.append(index)
-        raise error from None
     return out
 
 
@@ -178,7 +191,7 @@ def _map(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise DecodeError(f"M value must be an object, got {_shape(value)}")
     out: dict[str, Any] = {}
-    name = None
+    name: Any = None
     try:
         for name, av in value.items():
             if type(av) is dict and len(av) == 1:
@@ -188,10 +201,11 @@ def _map(value: Any) -> dict[str, Any]:
                     continue
                 inner = av.get("N")
                 if type(inner) is str:
-                    number = _create_decimal(inner)
-                    if number.is_finite() and "_" not in inner and inner.strip() == inner:
-                        out[name] = number
-                        continue
+                    number = _known_number(inner)
+                    if number is None:
+                        number = _new_number(inner)
+                    out[name] = number
+                    continue
                 for tag in av:
                     decode = _DECODERS.get(tag)
                     if decode is None:
@@ -202,10 +216,6 @@ def _map(value: Any) -> dict[str, Any]:
     except DecodeError as error:
         error.reversed_path.append(name)
         raise
-    except decimal.DecimalException as exc:
-        error = DecodeError(_number_reason(inner, exc))
-        error.reversed_path.append(name)
-        raise error from None
     return out
 
 
@@ -253,3 +263,54 @@ def decode_image(image: Any) -> dict[str, Any]:
     if not isinstance(image, dict):
         raise DecodeError(f"image must be an object of attribute values, got {type(image).__name__}")
     return _map(image)
+
+
+_ABSENT = object()
+
+
+def check_image(image: Any, twin: dict[str, Any], decoded_twin: dict[str, Any]) -> None:
+    """Raise what ``decode_image(image)`` would raise, decoding only the attributes that differ from ``twin``.
+
+    A MODIFY's OldImage shares most attribute values with its NewImage (``twin``, already decoded as
+    ``decoded_twin``): an attribute equal to the twin's decodes as the twin's did, so only the others are
+    decoded. Python's ``==`` holds ``1 == True``, so equality alone would let an integer pass where the
+    twin has a BOOL or NULL; valid DynamoDB JSON has no integers, and a twin whose decoded value holds no
+    bool and no None has none of those tags, so such an attribute is decoded in full instead.
+    """
+    if not isinstance(image, dict):
+        raise DecodeError(f"image must be an object of attribute values, got {type(image).__name__}")
+    rest: dict[str, Any] = {}
+    get = twin.get
+    for name, av in image.items():
+        other = get(name, _ABSENT)
+        if other is av:
+            continue
+        if other == av:
+            decoded = decoded_twin[name]
+            kind = type(decoded)
+            if kind is str or kind is Decimal or _flagless(decoded):
+                continue
+        rest[name] = av
+    if rest:
+        _map(rest)  # the same errors, in the same order, with the same paths as a full decode
+
+
+def _flagless(value: Any) -> bool:
+    """True when a decoded value holds no bool and no None (so its raw form held no BOOL or NULL tag)."""
+    kind = type(value)
+    if kind is list:
+        members: Any = value
+    elif kind is dict:
+        members = value.values()
+    else:
+        return kind is not bool and value is not None
+    for member in members:
+        kind = type(member)
+        if kind is str or kind is Decimal:
+            continue
+        if kind is list or kind is dict:
+            if not _flagless(member):
+                return False
+        elif kind is bool or member is None:
+            return False
+    return True
