@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 BULK_GOAL = Goal(">=", 0.8)
 BULK_REPEATS = 3
-PER_RECORD_GOAL = Goal(">=", 10.0)
+PER_RECORD_GOAL = Goal(">=", 30.0)
 
 
 class LambdaContext:

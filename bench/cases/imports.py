@@ -24,7 +24,7 @@ from bench.harness import REPO_ROOT, Goal, Samples, alternate, compare, log, tim
 if TYPE_CHECKING:
     from bench.cases import Context
 
-GOAL = Goal("<=", 1.5)
+GOAL = Goal("<=", 1.0)
 HANDLER = "import projector.handler"
 CODE = {
     "ours": HANDLER,
