@@ -64,22 +64,6 @@ def _number(value: Any) -> Decimal:
     return number
 
 
-#: Numbers already read, by their text: amounts, quantities and versions repeat across records, and a
-#: Decimal is immutable, so one object can serve every image. Bounded; cleared when full.
-_NUMBERS: dict[str, Decimal] = {}
-_NUMBERS_MAX = 1 << 14
-_known_number = _NUMBERS.get
-
-
-def _new_number(value: str) -> Decimal:
-    """``_number`` for a string not seen yet (or forgotten), remembered when it is valid."""
-    number = _number(value)
-    if len(_NUMBERS) >= _NUMBERS_MAX:
-        _NUMBERS.clear()
-    _NUMBERS[value] = number
-    return number
-
-
 def _number_reason(value: str, exc: decimal.DecimalException) -> str:
     if isinstance(exc, decimal.InvalidOperation):
         return f"N value is not a number ({_shape(value)})"
@@ -159,9 +143,10 @@ def _list(value: Any) -> list[Any]:
     out: list[Any] = []
     append = out.append
     index = 0
+    inner: Any = None
     try:
         for index, av in enumerate(value):  # noqa: B007 - the error path reads index
-            # S and N are most values: look them up directly, no iterator; a number seen before, no call.
+            # S and N are most values: look them up directly, no iterator, no call.
             if type(av) is dict and len(av) == 1:
                 inner = av.get("S")
                 if type(inner) is str:
@@ -169,11 +154,10 @@ def _list(value: Any) -> list[Any]:
                     continue
                 inner = av.get("N")
                 if type(inner) is str:
-                    number = _known_number(inner)
-                    if number is None:
-                        number = _new_number(inner)
-                    append(number)
-                    continue
+                    number = _create_decimal(inner)
+                    if number.is_finite() and "_" not in inner and inner.strip() == inner:
+                        append(number)
+                        continue
                 for tag in av:
                     decode = _DECODERS.get(tag)
                     if decode is None:
@@ -184,6 +168,10 @@ def _list(value: Any) -> list[Any]:
     except DecodeError as error:
         error.reversed_path.append(index)
         raise
+    except decimal.DecimalException as exc:
+        number_error = DecodeError(_number_reason(inner, exc))
+        number_error.reversed_path.append(index)
+        raise number_error from None
     return out
 
 
@@ -192,6 +180,7 @@ def _map(value: Any) -> dict[str, Any]:
         raise DecodeError(f"M value must be an object, got {_shape(value)}")
     out: dict[str, Any] = {}
     name: Any = None
+    inner: Any = None
     try:
         for name, av in value.items():
             if type(av) is dict and len(av) == 1:
@@ -201,11 +190,10 @@ def _map(value: Any) -> dict[str, Any]:
                     continue
                 inner = av.get("N")
                 if type(inner) is str:
-                    number = _known_number(inner)
-                    if number is None:
-                        number = _new_number(inner)
-                    out[name] = number
-                    continue
+                    number = _create_decimal(inner)
+                    if number.is_finite() and "_" not in inner and inner.strip() == inner:
+                        out[name] = number
+                        continue
                 for tag in av:
                     decode = _DECODERS.get(tag)
                     if decode is None:
@@ -216,6 +204,10 @@ def _map(value: Any) -> dict[str, Any]:
     except DecodeError as error:
         error.reversed_path.append(name)
         raise
+    except decimal.DecimalException as exc:
+        number_error = DecodeError(_number_reason(inner, exc))
+        number_error.reversed_path.append(name)
+        raise number_error from None
     return out
 
 
