@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from projector.changes.types import BackfillStamp, Change, ChangeKind, StreamPosition
+from projector.records.decoder import decode_image
 
 if TYPE_CHECKING:
     from projector.records import StreamRecord
@@ -36,7 +38,8 @@ def change_from_record(record: StreamRecord, batch_index: int, raw: dict[str, An
         batch_index=batch_index,
     )
     if deferred:
-        change.defer_old_image(record.old_image)
+        # Checked above, so decoding cannot fail; the partial holds the raw image only, not the record.
+        change.defer_old_image(partial(decode_image, record.dynamodb.OldImage))
     return change
 
 

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from projector.changes import builders
 from projector.changes.builders import change_from_record
 from projector.changes.types import ChangeKind
 from projector.records import MalformedRecordError, parse_record
@@ -132,6 +133,7 @@ def test_a_modify_decodes_its_old_image_only_when_read(monkeypatch: pytest.Monke
         return real(image)
 
     monkeypatch.setattr(record_types, "decode_image", counting)
+    monkeypatch.setattr(builders, "decode_image", counting)
     record = parse_record(raw, 0)
     change = change_from_record(record, 0)
     old_id = id(raw["dynamodb"]["OldImage"])
