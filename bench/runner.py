@@ -50,7 +50,8 @@ def _case(name: str) -> Callable[[Any], dict[str, Any]]:
         from bench.cases import export as module  # type: ignore[no-redef]
     else:
         from bench.cases import backfill as module  # type: ignore[no-redef]
-    return getattr(module, name)
+    case: Callable[[Any], dict[str, Any]] = getattr(module, name)
+    return case
 
 
 def _goal_of(name: str) -> Any:
