@@ -50,7 +50,8 @@ def _case(name: str) -> Callable[[Any], dict[str, Any]]:
         from bench.cases import export as module  # type: ignore[no-redef]
     else:
         from bench.cases import backfill as module  # type: ignore[no-redef]
-    return getattr(module, name)
+    case: Callable[[Any], dict[str, Any]] = getattr(module, name)
+    return case
 
 
 def _goal_of(name: str) -> Any:
@@ -59,14 +60,14 @@ def _goal_of(name: str) -> Any:
     goals = {
         "handler_vs_bulk": Goal(">=", 0.8),
         "handler_vs_same_writes": Goal(">=", 0.8),
-        "handler_vs_per_record": Goal(">=", 10),
+        "handler_vs_per_record": Goal(">=", 30),
         "known_states_gain": Goal(">=", 1.0),
         "cost_per_million": Goal("<=", 1.0),
         "freshness": Goal("<=", 1.5),
-        "cpu_vs_deserializer": Goal("<=", 1.0),
-        "import_vs_boto3": Goal("<=", 1.5),
+        "cpu_vs_deserializer": Goal("<=", 1.5),
+        "import_vs_boto3": Goal("<=", 1.0),
         "aggregate_writes": Goal("<=", 1.0),
-        "backfill_vs_scan": Goal(">=", 0.7),
+        "backfill_vs_scan": Goal(">=", 0.9),
         "export_vs_scan": Goal(">=", 1.0),
     }
     return goals[name]

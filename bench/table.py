@@ -24,7 +24,7 @@ def _number(value: float) -> str:
 def _ratio(entry: dict[str, Any]) -> str:
     ratio = entry.get("ratio")
     if ratio is None:
-        return entry.get("status", "-")
+        return str(entry.get("status", "-"))
     spread = entry.get("ratio_spread")
     if spread:
         return f"{ratio:.3g} ({spread['min']:.3g}-{spread['max']:.3g})"

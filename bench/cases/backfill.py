@@ -18,7 +18,7 @@ from bench.harness import Goal, Samples, alternate, compare, failed, log, pendin
 if TYPE_CHECKING:
     from bench.cases import Context
 
-GOAL = Goal(">=", 0.7)
+GOAL = Goal(">=", 0.9)
 GOAL_SEGMENTS = 4
 PAGE_SIZE = 500
 

@@ -24,7 +24,7 @@ from bench.harness import REPO_ROOT, Goal, Samples, alternate, compare, log, tim
 if TYPE_CHECKING:
     from bench.cases import Context
 
-GOAL = Goal("<=", 1.5)
+GOAL = Goal("<=", 1.0)
 HANDLER = "import projector.handler"
 CODE = {
     "ours": HANDLER,
@@ -70,9 +70,9 @@ def import_times(top: int = 12) -> dict[str, Any]:
         rows.append((int(self_us), int(total_us), depth, name.strip()))
     by_self = sorted(rows, reverse=True)[:top]
     packages: dict[str, int] = {}
-    for self_us, _, _, name in rows:
-        package = name.split(".", 1)[0]
-        packages[package] = packages.get(package, 0) + self_us
+    for row in rows:
+        package = row[3].split(".", 1)[0]
+        packages[package] = packages.get(package, 0) + row[0]
     heaviest = sorted(packages.items(), key=lambda entry: entry[1], reverse=True)[:top]
     return {
         "total_ms": round(sum(r[0] for r in rows) / 1000, 1),
@@ -89,7 +89,8 @@ def batch_memory(ctx: Context) -> dict[str, Any]:
     ctx.env.use(DOCUMENTS_MODULE)
     out = ctx.env.folder / "probe.json"
     _python(f"import bench.probe as p; p.main({ctx.sizes.memory_batch}, {str(out)!r})", timeout=300)
-    return json.loads(out.read_text())
+    memory: dict[str, Any] = json.loads(out.read_text())
+    return memory
 
 
 def import_vs_boto3(ctx: Context) -> dict[str, Any]:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 
 class ChangeKind(StrEnum):
@@ -51,6 +52,30 @@ class Change:
     expired: bool = False
     record: dict[str, Any] | None = field(default=None, repr=False)
     batch_index: int = 0
+    #: Decodes ``old_image`` on first read, when ``defer_old_image`` left it out (see ``__getattr__``).
+    _old_image_source: Callable[[], dict[str, Any] | None] | None = field(
+        default=None, init=False, repr=False, compare=False
+    )
+
+    def defer_old_image(self, source: Callable[[], dict[str, Any] | None]) -> None:
+        """Leave ``old_image`` undecoded until something reads it: most changes never do.
+
+        ``source`` must not fail (the builder checked the image first). Reading ``old_image`` then costs
+        nothing more than an attribute, except the first read; ``dataclasses.replace`` reads it too.
+        """
+        self._old_image_source = source
+        del self.old_image  # an empty slot: the next read goes to __getattr__
+
+    if not TYPE_CHECKING:  # hidden from mypy, which would otherwise accept any attribute name
+
+        def __getattr__(self, name: str) -> Any:
+            # Only called for an empty slot. Two threads may both decode; each gets an equal image.
+            source = self._old_image_source if name == "old_image" else None
+            if source is None:
+                raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+            image = source()
+            self.old_image = image
+            return image
 
     @property
     def image(self) -> dict[str, Any] | None:

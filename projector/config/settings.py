@@ -1,13 +1,26 @@
-"""Settings from PROJECTOR_* environment variables and the standard AWS ones (region, profile)."""
+"""Settings from PROJECTOR_* environment variables and the standard AWS ones (region, profile).
+
+A plain pydantic model that reads ``os.environ`` itself, as pydantic-settings would (names matched
+case-insensitively, arguments before variables, defaults validated): importing pydantic-settings costs
+the handler's cold start ~50-90 ms (asyncio, argparse, dotenv) for nothing these fields need.
+"""
 
 from __future__ import annotations
 
+import os
 import re
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import AliasChoices, Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from projector.config.exceptions import ConfigurationError
 
@@ -15,10 +28,13 @@ _TABLE_NAME = re.compile(r"^[A-Za-z0-9_.-]{3,255}$")
 _INDEX_PREFIX = re.compile(r"^[a-z0-9][a-z0-9_.-]*$|^$")
 
 
-class Settings(BaseSettings):
+ENV_PREFIX = "PROJECTOR_"
+
+
+class Settings(BaseModel):
     """Every knob projector reads from the environment. Local defaults point at the moto/OpenSearch servers."""
 
-    model_config = SettingsConfigDict(env_prefix="PROJECTOR_", extra="ignore", frozen=True)
+    model_config = ConfigDict(extra="ignore", frozen=True, validate_default=True)
 
     opensearch_url: str = Field(
         default="http://127.0.0.1:9200",
@@ -68,6 +84,25 @@ class Settings(BaseSettings):
     deadline_margin_ms: int = Field(
         default=3000, ge=0, description="time kept back from Lambda's deadline for answering"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _environment(cls, data: Any) -> Any:
+        """Each field not given as an argument from its variable: ``PROJECTOR_<FIELD>``, or its aliases."""
+        if not isinstance(data, dict):
+            return data
+        environ = {name.upper(): value for name, value in os.environ.items()}
+        merged: dict[str, Any] = {}
+        for field, info in cls.model_fields.items():
+            names = env_names(field, info.validation_alias)
+            if field in data or any(name in data for name in names):
+                continue
+            for name in names:
+                if name in environ:
+                    # Under the alias when the field has one (pydantic then picks the first alias present).
+                    merged[name if info.validation_alias is not None else field] = environ[name]
+        merged.update(data)
+        return merged
 
     @field_validator("opensearch_url")
     @classmethod
@@ -151,6 +186,15 @@ class Settings(BaseSettings):
         return True
 
 
+def env_names(field: str, alias: Any = None) -> list[str]:
+    """The variables a field is read from, in order: its aliases, else ``PROJECTOR_<FIELD>``."""
+    if isinstance(alias, AliasChoices):
+        return [str(choice) for choice in alias.choices]
+    if isinstance(alias, str):
+        return [alias]
+    return [f"{ENV_PREFIX}{field.upper()}"]
+
+
 LOCAL_REGION = "us-east-1"
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -164,9 +208,10 @@ def _profile_region() -> str | None:
     import botocore.session
 
     try:
-        return botocore.session.Session().get_config_variable("region")
+        region = botocore.session.Session().get_config_variable("region")
     except Exception:  # a broken config file: the caller reports the missing region
         return None
+    return str(region) if region else None
 
 
 def load_settings() -> Settings:
@@ -183,6 +228,6 @@ def load_settings() -> Settings:
         raise ConfigurationError(f"invalid configuration: {problems}") from None
 
 
-def _env_name(location: tuple) -> str:
+def _env_name(location: tuple[int | str, ...]) -> str:
     field = str(location[0]) if location else "?"
-    return "AWS_REGION" if field == "region" else f"PROJECTOR_{field.upper()}"
+    return "AWS_REGION" if field == "region" else f"{ENV_PREFIX}{field.upper()}"

@@ -15,7 +15,7 @@ from typing import Any
 
 from projector.records.exceptions import DecodeError
 
-__all__ = ["DYNAMODB_CONTEXT", "decode_image", "decode_value"]
+__all__ = ["DYNAMODB_CONTEXT", "check_image", "decode_image", "decode_value"]
 
 #: DynamoDB's number limits (the same bounds boto3 uses); every signal that would lose information is trapped.
 DYNAMODB_CONTEXT = decimal.Context(
@@ -143,6 +143,7 @@ def _list(value: Any) -> list[Any]:
     out: list[Any] = []
     append = out.append
     index = 0
+    inner: Any = None
     try:
         for index, av in enumerate(value):  # noqa: B007 - the error path reads index
             # S and N are most values: look them up directly, no iterator, no call.
@@ -168,9 +169,9 @@ def _list(value: Any) -> list[Any]:
         error.reversed_path.append(index)
         raise
     except decimal.DecimalException as exc:
-        error = DecodeError(_number_reason(inner, exc))
-        error.reversed_path.append(index)
-        raise error from None
+        number_error = DecodeError(_number_reason(inner, exc))
+        number_error.reversed_path.append(index)
+        raise number_error from None
     return out
 
 
@@ -178,7 +179,8 @@ def _map(value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise DecodeError(f"M value must be an object, got {_shape(value)}")
     out: dict[str, Any] = {}
-    name = None
+    name: Any = None
+    inner: Any = None
     try:
         for name, av in value.items():
             if type(av) is dict and len(av) == 1:
@@ -203,9 +205,9 @@ def _map(value: Any) -> dict[str, Any]:
         error.reversed_path.append(name)
         raise
     except decimal.DecimalException as exc:
-        error = DecodeError(_number_reason(inner, exc))
-        error.reversed_path.append(name)
-        raise error from None
+        number_error = DecodeError(_number_reason(inner, exc))
+        number_error.reversed_path.append(name)
+        raise number_error from None
     return out
 
 
@@ -253,3 +255,54 @@ def decode_image(image: Any) -> dict[str, Any]:
     if not isinstance(image, dict):
         raise DecodeError(f"image must be an object of attribute values, got {type(image).__name__}")
     return _map(image)
+
+
+_ABSENT = object()
+
+
+def check_image(image: Any, twin: dict[str, Any], decoded_twin: dict[str, Any]) -> None:
+    """Raise what ``decode_image(image)`` would raise, decoding only the attributes that differ from ``twin``.
+
+    A MODIFY's OldImage shares most attribute values with its NewImage (``twin``, already decoded as
+    ``decoded_twin``): an attribute equal to the twin's decodes as the twin's did, so only the others are
+    decoded. Python's ``==`` holds ``1 == True``, so equality alone would let an integer pass where the
+    twin has a BOOL or NULL; valid DynamoDB JSON has no integers, and a twin whose decoded value holds no
+    bool and no None has none of those tags, so such an attribute is decoded in full instead.
+    """
+    if not isinstance(image, dict):
+        raise DecodeError(f"image must be an object of attribute values, got {type(image).__name__}")
+    rest: dict[str, Any] = {}
+    get = twin.get
+    for name, av in image.items():
+        other = get(name, _ABSENT)
+        if other is av:
+            continue
+        if other == av:
+            decoded = decoded_twin[name]
+            kind = type(decoded)
+            if kind is str or kind is Decimal or _flagless(decoded):
+                continue
+        rest[name] = av
+    if rest:
+        _map(rest)  # the same errors, in the same order, with the same paths as a full decode
+
+
+def _flagless(value: Any) -> bool:
+    """True when a decoded value holds no bool and no None (so its raw form held no BOOL or NULL tag)."""
+    kind = type(value)
+    if kind is list:
+        members: Any = value
+    elif kind is dict:
+        members = value.values()
+    else:
+        return kind is not bool and value is not None
+    for member in members:
+        kind = type(member)
+        if kind is str or kind is Decimal:
+            continue
+        if kind is list or kind is dict:
+            if not _flagless(member):
+                return False
+        elif kind is bool or member is None:
+            return False
+    return True

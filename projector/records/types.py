@@ -8,26 +8,34 @@ must never cost the rest of its batch.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     InstanceOf,
     ValidationError,
+    ValidationInfo,
     field_serializer,
     field_validator,
 )
 
 from projector.jsonsafe import jsonable
-from projector.records.decoder import decode_image
+from projector.records.decoder import check_image, decode_image
 from projector.records.exceptions import DecodeError, MalformedRecordError, format_path
 
 __all__ = ["StreamEvent", "StreamRecord", "StreamRecordData", "UserIdentity", "parse_record"]
 
 _TTL_PRINCIPAL = "dynamodb.amazonaws.com"
+_T = TypeVar("_T")
+
+if TYPE_CHECKING:
+    _Image = dict[str, Any]
+else:  # InstanceOf checks the type without copying: images are passed through untouched (and fast)
+    _Image = InstanceOf[dict]
 
 
 def _epoch_seconds(value: Any) -> float:
@@ -71,10 +79,9 @@ class StreamRecordData(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     ApproximateCreationDateTime: float
-    # InstanceOf checks the type without copying: images are passed through untouched (and fast).
-    Keys: InstanceOf[dict]
-    NewImage: InstanceOf[dict] | None = None
-    OldImage: InstanceOf[dict] | None = None
+    Keys: _Image
+    NewImage: _Image | None = None
+    OldImage: _Image | None = None
     SequenceNumber: str
     SizeBytes: int | None = None
     StreamViewType: Literal["KEYS_ONLY", "NEW_IMAGE", "OLD_IMAGE", "NEW_AND_OLD_IMAGES"] | None = None
@@ -93,10 +100,12 @@ class StreamRecordData(BaseModel):
 
     @field_validator("Keys")
     @classmethod
-    def _keys(cls, value: dict[str, Any]) -> dict[str, Any]:
+    def _keys(cls, value: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
         if not value:
             raise ValueError("must name at least one key attribute")
-        decode_image(value)  # a DecodeError is a ValueError: parse_record reports its inner path
+        decoded = decode_image(value)  # a DecodeError is a ValueError: parse_record reports its inner path
+        if info.context is not None:
+            info.context["keys"] = decoded  # parse_record keeps them: Keys are decoded once per record
         return value
 
     @field_serializer("ApproximateCreationDateTime")
@@ -105,7 +114,9 @@ class StreamRecordData(BaseModel):
 
     @field_serializer("Keys", "NewImage", "OldImage", when_used="json-unless-none")
     def _dump_image(self, value: dict[str, Any]) -> dict[str, Any]:
-        return jsonable(value)  # boto3's binaries are bytes; Lambda's JSON carries base64 text
+        return cast(
+            "dict[str, Any]", jsonable(value)
+        )  # boto3's binaries are bytes; Lambda's JSON carries base64 text
 
 
 class StreamRecord(BaseModel):
@@ -122,8 +133,8 @@ class StreamRecord(BaseModel):
     userIdentity: UserIdentity | None = None
     dynamodb: StreamRecordData
 
-    # A plain slot, not a PrivateAttr: private attributes cost a Python call per validated record.
-    __slots__ = ("_batch_index",)
+    # Plain slots, not PrivateAttrs: private attributes cost a Python call per validated record.
+    __slots__ = ("_batch_index", "_keys")
 
     @property
     def sequence_number(self) -> str:
@@ -151,6 +162,10 @@ class StreamRecord(BaseModel):
         )
 
     def keys(self) -> dict[str, Any]:
+        decoded: dict[str, Any] | None = getattr(self, "_keys", None)
+        if decoded is not None:  # decoded by parse_record's validation; handed out once, never shared
+            object.__setattr__(self, "_keys", None)
+            return decoded
         return self._decode("Keys", self.dynamodb.Keys)  # type: ignore[return-value]
 
     def new_image(self) -> dict[str, Any] | None:
@@ -159,6 +174,18 @@ class StreamRecord(BaseModel):
     def old_image(self) -> dict[str, Any] | None:
         return self._decode("OldImage", self.dynamodb.OldImage)
 
+    def check_old_image(self, new_image: dict[str, Any]) -> None:
+        """Raise what ``old_image()`` would, without decoding what the OldImage shares with the NewImage.
+
+        ``new_image`` is this record's decoded NewImage. The change keeps the OldImage undecoded until
+        something reads it, and a malformed one is still found here, while the record is parsed.
+        """
+        image, twin = self.dynamodb.OldImage, self.dynamodb.NewImage
+        if image is not None and twin is not None:
+            self._guarded("OldImage", check_image, image, twin, new_image)
+        else:
+            self.old_image()
+
     def to_lambda_json(self) -> dict[str, Any]:
         """The record as Lambda sends it: JSON types only, timestamp as epoch seconds, binaries base64."""
         return self.model_dump(mode="json", by_alias=True, exclude_none=True)
@@ -166,8 +193,12 @@ class StreamRecord(BaseModel):
     def _decode(self, name: str, image: dict[str, Any] | None) -> dict[str, Any] | None:
         if image is None:
             return None
+        return self._guarded(name, decode_image, image)
+
+    def _guarded(self, name: str, decode: Callable[..., _T], *args: Any) -> _T:
+        """``decode(*args)`` for the image ``name``; a DecodeError becomes this record's MalformedRecordError."""
         try:
-            return decode_image(image)
+            return decode(*args)
         except DecodeError as error:
             reason = error.reason
             field = format_path(reversed(error.reversed_path), prefix=f"dynamodb.{name}")
@@ -208,11 +239,13 @@ def parse_record(raw: Any, index: int) -> StreamRecord:
     if isinstance(raw, StreamRecord):
         _set_index(raw, index)
         return raw
+    context: dict[str, Any] = {}
     try:
-        record = StreamRecord.model_validate(raw)
+        record = StreamRecord.model_validate(raw, context=context)
     except ValidationError as exc:
         raise _malformed(raw, index, exc) from None
     _set_index(record, index)
+    object.__setattr__(record, "_keys", context.get("keys"))
     return record
 
 

@@ -52,6 +52,7 @@ def exact_number(value: Decimal) -> int | float:
 
 _EXACT: dict[Decimal, int | float] = {}
 _EXACT_MAX = 1 << 16
+_known = _EXACT.get  # the same dict for good: clear() empties it in place
 
 
 def _exact_cached(value: Decimal) -> int | float:
@@ -70,8 +71,8 @@ def _exact_cached(value: Decimal) -> int | float:
 def to_json(value: Any) -> Any:
     """``value`` with every Decimal, set and bytes turned into its exact JSON form."""
     kind = type(value)
-    if kind is dict:  # the common shapes first, by exact type, without a call per str member
-        out = {}
+    if kind is dict:  # the common shapes first, by exact type, without a call per str or known number
+        out: dict[str, Any] = {}
         for key, item in value.items():
             if type(key) is not str:
                 _key(key)
@@ -79,12 +80,30 @@ def to_json(value: Any) -> Any:
             if item_kind is str or item is None or item_kind is bool:
                 out[key] = item
             elif item_kind is Decimal:
-                out[key] = _exact_cached(item)
+                try:
+                    found = _known(item)
+                except TypeError:  # a signalling NaN cannot be hashed: _exact_cached refuses it
+                    found = None
+                out[key] = _exact_cached(item) if found is None else found
             else:
                 out[key] = to_json(item)
         return out
     if kind is list:
-        return [item if type(item) is str else to_json(item) for item in value]
+        members: list[Any] = []
+        append = members.append
+        for item in value:
+            item_kind = type(item)
+            if item_kind is str:
+                append(item)
+            elif item_kind is Decimal:
+                try:
+                    found = _known(item)
+                except TypeError:
+                    found = None
+                append(_exact_cached(item) if found is None else found)
+            else:
+                append(to_json(item))
+        return members
     if kind is Decimal:
         return _exact_cached(value)
     if isinstance(value, str | bool) or value is None:
@@ -110,9 +129,12 @@ def to_json(value: Any) -> Any:
     raise SerializationError(f"cannot write a {type(value).__name__} as JSON: {value!r}")
 
 
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode  # built once
+
+
 def dumps(value: Any) -> bytes:
     """Compact UTF-8 JSON of ``value`` after :func:`to_json`."""
-    return json.dumps(to_json(value), separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return _encode(to_json(value)).encode()
 
 
 def _key(key: Any) -> str:
