@@ -26,7 +26,7 @@ from projector.projection.base import AggregateProjection, Count, DocumentProjec
 from projector.retry import Deadline
 from projector.sinks.aggregates import AggregateSink
 from projector.sinks.aggregates.types import AggregateResult, StoredRecord, generation_sk, item_pk
-from projector.sinks.aggregates.writer import _Batch as _ApplyCall
+from projector.sinks.aggregates.writer import _ApplyCall
 from projector.sinks.base import ItemChanges
 from projector.sinks.opensearch.progress import ItemWrite
 from projector.sinks.opensearch.types import WriteLimits
