@@ -20,8 +20,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from projections.order_events import order_views
 from projector.changes import Change, ChangeKind, StreamPosition
 from projector.config import Settings
+from projector.events.fold import fold as event_fold
+from projector.projection import Rejected
 from projector.projection.base import AggregateProjection, Count, DocumentProjection, Sum
 from projector.retry import Deadline
 from projector.sinks.aggregates import AggregateSink
@@ -31,7 +34,15 @@ from projector.sinks.base import ItemChanges
 from projector.sinks.opensearch.progress import ItemWrite
 from projector.sinks.opensearch.types import WriteLimits
 from projector.sinks.opensearch.writer import OpenSearchSink, _TargetWrite
-from projector.versioning import AttributeScheme, ItemState, StreamScheme, VersionError, VersionScheme, fold
+from projector.versioning import (
+    AttributeScheme,
+    ItemState,
+    StreamScheme,
+    VersionError,
+    VersionScheme,
+    fold,
+    fold_write,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -512,3 +523,67 @@ def test_aggregate_replays_of_a_rejected_change_are_all_poison() -> None:
     plan = planned([grow, replayed(grow, 3)], record)
     assert plan.writes == [] and plan.applied == 0
     assert grow in [c for c, _ in plan.poison]
+
+
+# --- since issue 15: a rejection is a value, the same everywhere ----------------------------------------
+
+
+def test_a_render_answering_rejected_is_the_same_as_one_raising() -> None:
+    first, bad, late = insert(1, 1), modify(3, 2), modify(2, 3)
+
+    def render(change: Change) -> Any:
+        return Rejected("unmappable item") if change is bad else change.image
+
+    answered = fold(ATTRIBUTE, None, [first, bad, late], render)
+    raised = fold(ATTRIBUTE, None, [first, bad, late], rejecting(bad))
+    assert poisoned(answered) == poisoned(raised) == [bad] and answered.poison[0][1] == "unmappable item"
+    assert summary(answered)[:5] == summary(raised)[:5]
+
+
+def test_fold_write_asks_about_a_deleted_final_state_too_and_may_reject_it() -> None:
+    stored = ATTRIBUTE.advance(None, insert(1, 1))
+    first, gone = modify(2, 2), remove(2, 3)
+    seen: list[tuple[bool, ChangeKind]] = []
+
+    def write(state: ItemState, change: Change) -> Any:
+        seen.append((state.deleted, change.kind))
+        return Rejected("no tombstones here") if state.deleted else change.image
+
+    result = fold_write(ATTRIBUTE, stored, [first, gone], write)
+    assert seen == [(True, ChangeKind.REMOVE), (False, ChangeKind.MODIFY)]
+    assert poisoned(result) == [gone] and result.last is first and result.output == first.image
+
+
+def test_the_event_fold_stops_at_a_rejected_step_with_its_reason() -> None:
+    placed = order_views.typed_event(
+        {
+            "stream_id": "order-1",
+            "version": Decimal(1),
+            "type": "OrderPlaced",
+            "data": {"order_id": "1", "customer_id": "c", "placed_at": "2026-01-01T00:00:00Z"},
+            "recorded_at": "x",
+        }
+    )
+    outcome = event_fold(order_views, "order-1", None, [(1, placed), (2, Rejected("type: bad")), (3, None)])
+    assert outcome.state is not None and outcome.state.version == 1 and outcome.applied == 1
+    assert outcome.stop is not None and outcome.stop.version == 2 and outcome.stop.reason == "type: bad"
+    assert not outcome.stop.gap
+
+
+def test_aggregate_a_rejected_last_change_leaves_the_state_before_it_not_the_stored_one() -> None:
+    # Before issue 15 the item's whole batch was dropped (the valid v2 neither applied nor dead-lettered);
+    # now the group limit is a rejection like any other: v3 is poison, v2 is written.
+    stored = ATTRIBUTE.advance(None, insert(1, 1))
+    assert stored is not None
+    record = StoredRecord(stored, {"a": {"items": Decimal(1), "amount": Decimal("2.50")}}, "token-1")
+    move, grow = tagged(2, 2, ["b"]), tagged(3, 3, ["a", "b", "c", "d"])
+    plan = planned([move, grow], record)
+    assert [c for c, _ in plan.poison] == [grow] and "at most 3 groups per item" in plan.poison[0][1]
+    assert plan.applied == 1 and plan.last is move and len(plan.writes) == 1
+    written_record = plan.writes[0]
+    assert written_record.contributions == {"b": {"items": Decimal(1), "amount": Decimal("2.50")}}
+    assert written_record.deltas == {
+        "a": {"items": Decimal(-1), "amount": Decimal("-2.50")},
+        "b": {"items": Decimal(1), "amount": Decimal("2.50")},
+    }
+    assert written_record.read_token == "token-1" and written_record.state.rev == 2
