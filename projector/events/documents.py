@@ -86,7 +86,8 @@ def expected_source(state: StreamState) -> dict[str, Any] | None:
     """What a reader should find for a fold: the document as JSON (None for a tombstone)."""
     if state.document is None:
         return None
-    return json.loads(dumps(state.document))
+    source: dict[str, Any] = json.loads(dumps(state.document))
+    return source
 
 
 def stored_source(doc: dict[str, Any]) -> dict[str, Any]:

@@ -4,6 +4,10 @@ A document at version ``n`` is only ever advanced by version ``n+1``. Each step 
 version, or ``None`` for an event this projection does not handle (an unknown type that is skipped):
 the version still advances, the document does not change. A handler returning ``None`` ends the
 document (a tombstone); later events advance the version of the tombstone and never revive it.
+
+A step that is ``Rejected`` (an event that cannot be read) or whose handler fails is a rejected change
+as everywhere else (``projector.projection.rendering``), but a stream cannot skip a version: the fold
+stops there, and the event and the stream's later ones in the batch are dead-lettered.
 """
 
 from __future__ import annotations
@@ -13,13 +17,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from projector.projection.rendering import Rejected, guarded
+
 if TYPE_CHECKING:
     from projector.events.projection import EventStreamProjection
     from projector.events.types import Event
 
 logger = logging.getLogger(__name__)
 
-Step = tuple[int, "Event | None"]
+Step = tuple[int, "Event[Any] | Rejected | None"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +66,8 @@ def start(projection: EventStreamProjection, stream_id: str) -> StreamState:
 def fold(
     projection: EventStreamProjection, stream_id: str, state: StreamState | None, steps: Sequence[Step]
 ) -> FoldOutcome:
-    """Advance ``state`` (None: nothing folded yet) through ``steps`` (versions ascending, no repeats)."""
+    """Advance ``state`` (None: nothing folded yet) through ``steps`` (versions ascending, no repeats),
+    up to a gap or a rejected step."""
     outcome = FoldOutcome(state=state)
     current = state or start(projection, stream_id)
     for version, event in steps:
@@ -69,19 +76,21 @@ def fold(
         if version != current.version + 1:
             outcome.stop = FoldStop(current.version + 1, f"version {current.version + 1} missing", gap=True)
             break
-        try:
-            current = advance(projection, current, version, event)
-        except Exception as error:  # a projection bug or an event it cannot take: stop this stream here
-            logger.debug("%s: handler failed at version %d: %s", projection.name, version, error)
-            outcome.stop = FoldStop(version, f"projection failed: {type(error).__name__}: {error}")
+        advanced = (
+            event if isinstance(event, Rejected) else guarded(advance, projection, current, version, event)
+        )
+        if isinstance(advanced, Rejected):  # an event it cannot read or take, a projection bug: stop here
+            logger.debug("%s: version %d rejected", projection.name, version)
+            outcome.stop = FoldStop(version, advanced.reason)
             break
+        current = advanced
         outcome.state = current
         outcome.applied += 1
     return outcome
 
 
 def advance(
-    projection: EventStreamProjection, state: StreamState, version: int, event: Event | None
+    projection: EventStreamProjection, state: StreamState, version: int, event: Event[Any] | None
 ) -> StreamState:
     """One step: the handler of the event's type on a copy of the document (the stored one stays)."""
     document = state.document

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from projector.projection.rendering import Rejected
 from projector.sinks.base import SinkResult
 
 if TYPE_CHECKING:
@@ -31,23 +32,16 @@ class EventSinkResult(SinkResult):
 
 
 @dataclass(slots=True)
-class Poison:
-    """An event of the stream that cannot be applied (bad input), with why."""
-
-    reason: str
-
-
-@dataclass(slots=True)
 class StreamBatch:
     """One stream's records in the batch, by version (the first of duplicates), and the rest."""
 
     stream_id: str
-    by_version: dict[int, tuple[Change, Event | Poison | None]] = field(default_factory=dict)
+    by_version: dict[int, tuple[Change, Event[Any] | Rejected | None]] = field(default_factory=dict)
     duplicates: list[Change] = field(default_factory=list)
-    gap: dict[int, Event | Poison | None] = field(default_factory=dict)
+    gap: dict[int, Event[Any] | Rejected | None] = field(default_factory=dict)
     gap_read: bool = False
 
-    def step(self, version: int) -> Event | Poison | Missing | None:
+    def step(self, version: int) -> Event[Any] | Rejected | Missing | None:
         if version in self.by_version:
             return self.by_version[version][1]
         return self.gap.get(version, MISSING)

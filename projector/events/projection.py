@@ -30,7 +30,7 @@ from projector.events.types import (
 )
 from projector.projection.base import AggregateProjection, AttributeVersion, DocumentProjection, Item
 
-Handler = Callable[[dict[str, Any], Event], dict[str, Any] | None]
+Handler = Callable[[dict[str, Any], Event[Any]], dict[str, Any] | None]
 UnknownRule = Literal["skip", "poison"]
 
 
@@ -78,7 +78,7 @@ class _EventSource:
                 f"has no category prefix ('{self.category}{self.layout.category_separator}...')",
             )
 
-    def typed_event(self, item: Item) -> Event | None:
+    def typed_event(self, item: Item) -> Event[Any] | None:
         """The item as a typed event of this projection; None when it is not this projection's (category,
         or an unknown type that is skipped). EventError for bad input, naming the field."""
         recorded = recorded_event(item, self.layout)
@@ -172,7 +172,7 @@ class EventAggregateProjection(_EventSource, AggregateProjection):
     events: tuple[type[BaseModel], ...] = Field(min_length=1)
     upcasters: Mapping[str, Upcaster] = Field(default_factory=dict)
     unknown_events: UnknownRule = "skip"
-    groups: Callable[[Event], Iterable[str]]  # type: ignore[assignment]
+    groups: Callable[[Event[Any]], Iterable[str]]  # type: ignore[assignment]  # events, not items
     # An expired event (TTL archiving) still happened: it keeps its contribution.
     keep_expired: bool = True
     _catalog: EventCatalog = PrivateAttr()

@@ -28,7 +28,6 @@ from projector.events.outcome import (
     MISSING,
     EventSinkResult,
     Missing,
-    Poison,
     StreamBatch,
     account,
     fail,
@@ -37,6 +36,7 @@ from projector.events.outcome import (
 )
 from projector.events.store import EventStore
 from projector.events.types import Event, EventError, read_version, recorded_event
+from projector.projection.rendering import Rejected
 from projector.retry.policy import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, retrying
 from projector.retry.transient import is_transient_answer
 from projector.sinks.base import ItemChanges, Sink
@@ -136,9 +136,9 @@ class EventStreamSink(Sink["EventStreamProjection"]):
                     result.stale += 1  # another category's stream: not this projection's
                     continue
                 try:
-                    step: Event | Poison | None = projection.catalog.typed(recorded)
+                    step: Event | Rejected | None = projection.catalog.typed(recorded)
                 except EventError as error:
-                    step = Poison(str(error))
+                    step = Rejected(str(error))
                 stream = streams.setdefault(recorded.stream_id, StreamBatch(recorded.stream_id))
                 if recorded.version in stream.by_version:
                     stream.duplicates.append(change)
@@ -256,12 +256,12 @@ class EventStreamSink(Sink["EventStreamProjection"]):
             except EventError as error:
                 # An item with no usable version cannot fill the gap, which stays (and is reported).
                 with contextlib.suppress(EventError):
-                    stream.gap[read_version(item, store.layout)] = Poison(str(error))
+                    stream.gap[read_version(item, store.layout)] = Rejected(str(error))
                 continue
             try:
                 stream.gap[recorded.version] = projection.catalog.typed(recorded)
             except EventError as error:
-                stream.gap[recorded.version] = Poison(str(error))
+                stream.gap[recorded.version] = Rejected(str(error))
 
     def _fold(
         self, projection: EventStreamProjection, stream: StreamBatch, state: StreamState | None
@@ -274,7 +274,7 @@ class EventStreamSink(Sink["EventStreamProjection"]):
             if isinstance(step, Missing):
                 stop = FoldStop(version, f"version {version} is not in the events table", gap=True)
                 break
-            if isinstance(step, Poison):
+            if isinstance(step, Rejected):
                 stop = FoldStop(version, step.reason)
                 break
             steps.append((version, step))

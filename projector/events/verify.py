@@ -27,6 +27,7 @@ from projector.events.documents import expected_source, stored_of, stored_source
 from projector.events.fold import StreamState, fold
 from projector.events.store import EventStore
 from projector.events.types import EventError, read_stream_id, read_version
+from projector.projection.rendering import Rejected
 from projector.sinks.opensearch import indexes
 from projector.sinks.opensearch.types import READ_FILTER
 from projector.verify.types import Finding, Verdict
@@ -88,7 +89,7 @@ class StreamCheck:
         try:
             event = self.projection.typed_event(item)
         except EventError as error:
-            return stream_id, (version, _Poison(str(error)))
+            return stream_id, (version, Rejected(str(error)))
         if event is None and not self.projection.takes(stream_id, str(item.get(layout.type_attribute))):
             return None
         return stream_id, (version, event)
@@ -97,7 +98,7 @@ class StreamCheck:
         """The fold the sink reaches: in version order, stopping at a gap or a poison event."""
         good: list[tuple[int, Any]] = []
         for version, event in sorted(steps, key=lambda step: step[0]):
-            if isinstance(event, _Poison):
+            if isinstance(event, Rejected):
                 break
             good.append((version, event))
         return fold(self.projection, stream_id, None, good).state if good else None
@@ -218,8 +219,3 @@ class StreamCheck:
             )
             return False
         return True
-
-
-@dataclass(frozen=True, slots=True)
-class _Poison:
-    reason: str

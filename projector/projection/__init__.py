@@ -14,6 +14,7 @@ from projector.projection.base import (
     VersionPolicy,
 )
 from projector.projection.registry import Registry, load_projections
+from projector.projection.rendering import Rejected, guarded
 
 __all__ = [
     "AggregateProjection",
@@ -23,8 +24,10 @@ __all__ = [
     "Measure",
     "Projection",
     "Registry",
+    "Rejected",
     "StreamPositionVersion",
     "Sum",
     "VersionPolicy",
+    "guarded",
     "load_projections",
 ]

@@ -63,7 +63,7 @@ stale until the versions pass the stored ones: ``projector verify`` names it, a 
 from __future__ import annotations
 
 from projector.versioning.exceptions import VersionError
-from projector.versioning.fold import FoldResult, fold
+from projector.versioning.fold import FoldResult, fold, fold_write
 from projector.versioning.schemes import AttributeScheme, StreamScheme, VersionScheme, scheme_for
 from projector.versioning.state import ItemState
 
@@ -75,5 +75,6 @@ __all__ = [
     "VersionError",
     "VersionScheme",
     "fold",
+    "fold_write",
     "scheme_for",
 ]

@@ -14,13 +14,15 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from projector.config.exceptions import ConfigurationError
 from projector.projection.base import AggregateProjection
+from projector.projection.rendering import Rejected
 from projector.retry.policy import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, retrying
 from projector.retry.transient import TRANSIENT_REASONS, error_code, is_transient
 from projector.sinks.aggregates.actions import (
@@ -51,7 +53,7 @@ from projector.sinks.aggregates.types import (
     key,
 )
 from projector.sinks.base import ItemChanges, Sink
-from projector.versioning import fold, scheme_for
+from projector.versioning import ItemState, fold_write, scheme_for
 
 if TYPE_CHECKING:
     from projector.changes.types import Change
@@ -84,6 +86,14 @@ class _Unfinished(Exception):
         self.cause = cause
 
 
+@dataclass(frozen=True, slots=True)
+class _RecordWrite:
+    """What a generation's fold writes: the record and its deltas, or one step of emptying an oversized one."""
+
+    write: GenerationWrite
+    partial: bool = False
+
+
 def _retryable(error: BaseException) -> bool:
     return isinstance(error, _Unprocessed | _Cancelled | _Unfinished) or is_transient(error)
 
@@ -113,11 +123,11 @@ class AggregateSink(Sink[AggregateProjection]):
                 f"{projection.name}: measure names {sorted(clash)} are reserved key attributes"
             )
         result = AggregateResult()
-        batch = _Batch(self, projection, Calls(self._client, deadline), result)
+        call = _ApplyCall(self, projection, Calls(self._client, deadline), result)
         try:
-            batch.run(_merge(items))
+            call.run(_merge(items))
         finally:
-            result.requests = batch.calls.count
+            result.requests = call.calls.count
         logger.debug(
             "%s: %d items, %d applied, %d stale, %d failed, %d poison, %d transactions, %d requests",
             projection.name,
@@ -148,7 +158,7 @@ class AggregateSink(Sink[AggregateProjection]):
         return self.admin().describe(projection)
 
 
-class _Batch:
+class _ApplyCall:
     """One ``apply`` call: meta read once, records read, folded, packed and committed."""
 
     def __init__(
@@ -161,6 +171,7 @@ class _Batch:
         self.table = sink.table_name
         self.scheme = scheme_for(projection.version)
         self.meta = Meta()
+        self.refused: dict[str, list[tuple[Change, str]]] = {}  # changes DynamoDB refused, per item
 
     def run(self, items: list[ItemChanges]) -> None:
         if not items:
@@ -222,7 +233,12 @@ class _Batch:
         return found
 
     def _plan(self, item: ItemChanges, found: dict[tuple[str, str], StoredRecord]) -> ItemPlan:
-        """Fold the item's changes onto each write generation's record; the deltas follow."""
+        """Fold the item's changes onto each write generation's record; the deltas follow.
+
+        Each generation folds on its own: a change whose record that generation cannot hold is rejected
+        there (poison) and the generation keeps the last state it can hold. Changes DynamoDB refused on
+        an earlier attempt are left out (and stay poison).
+        """
         name = self.projection.name
         stored = {
             g: found.get((item_pk(name, item.item_id), generation_sk(g))) for g in self.meta.write_generations
@@ -230,50 +246,67 @@ class _Batch:
         # A generation being rebuilt starts from another generation's tombstone: a tombstone contributes
         # nothing in any generation, and it keeps a late change of a deleted item from reviving it there.
         tombstone = next((r.state for r in stored.values() if r is not None and r.state.deleted), None)
+        refused = self.refused.get(item.item_id, [])
+        changes = [c for c in item.changes if all(c is not r for r, _ in refused)]
         plan = ItemPlan(item)
         seen: set[int] = set()
+        behind_a_write: Change | None = None
         for generation, record in stored.items():
             base = record.state if record is not None else tombstone
-            before = record.contributions if record is not None else {}
-            folded = fold(self.scheme, base, item.changes, self._render, self.projection.keep_expired)
+            write = partial(self._record_write, item.item_id, generation, record)
+            folded = fold_write(self.scheme, base, changes, write, self.projection.keep_expired)
             if generation == self.meta.read_generation:
                 plan.applied, plan.stale, plan.last = len(folded.applied), len(folded.stale), folded.last
             for change, reason in folded.poison:
                 if id(change) not in seen:
                     seen.add(id(change))
                     plan.poison.append((change, reason))
-            if folded.state is None:
-                continue
-            after: Contributions = {} if folded.state.deleted else (folded.output or {})
-            refusal = group_limit_refusal(self.projection.name, self.sink.max_actions, before, after)
-            if refusal is not None and not after and record is not None and self.sink.max_actions > 1:
-                # A record stored past the limit by earlier code: empty it in steps (its version kept,
-                # so the removal stays newer), then write the tombstone. Rows equal records at each step.
-                partial = {group: before[group] for group in sorted(before)[self.sink.max_actions - 1 :]}
-                step = GenerationWrite(generation, record.token, record.state, partial, diff(partial, before))
-                plan.writes.append(step)
-                plan.partial = True
-                continue
-            if refusal is None:
-                try:
-                    deltas = diff(after, before)
-                except NumberOutOfRange as error:
-                    refusal = f"{name}: {error}"
-            if refusal is not None:
-                return self._refuse(plan, folded.last, refusal)
-            token = record.token if record else None
-            plan.writes.append(GenerationWrite(generation, token, folded.state, after, deltas))
+            if folded.output is not None:
+                plan.writes.append(folded.output.write)
+                plan.partial = plan.partial or folded.output.partial
+                behind_a_write = behind_a_write or folded.last
+        plan.last = plan.last or behind_a_write
+        plan.poison.extend(entry for entry in refused if id(entry[0]) not in seen)
         return plan
 
-    def _refuse(self, plan: ItemPlan, change: Change | None, reason: str) -> ItemPlan:
-        """The item's write is poison: nothing of it is written, its stored record stays as it is."""
+    def _record_write(
+        self, item_id: str, generation: int, record: StoredRecord | None, state: ItemState, change: Change
+    ) -> _RecordWrite | Rejected:
+        """The record ``state`` leaves in ``generation`` and its group deltas, or why it cannot be stored."""
+        name = self.projection.name
+        before = record.contributions if record is not None else {}
+        after: Contributions = {}
+        if not state.deleted:
+            if change.image is None:
+                raise ValueError(f"{change.kind} without a new image: the stream must carry new images")
+            after = self.projection.contributions(change.image) or {}
+        refusal = group_limit_refusal(name, self.sink.max_actions, before, after)
+        if refusal is not None and not after and record is not None and self.sink.max_actions > 1:
+            # A record stored past the limit by earlier code: empty it in steps (its version kept,
+            # so the removal stays newer), then write the tombstone. Rows equal records at each step.
+            part = {group: before[group] for group in sorted(before)[self.sink.max_actions - 1 :]}
+            step = GenerationWrite(generation, record.token, record.state, part, diff(part, before))
+            return _RecordWrite(step, partial=True)
+        if refusal is None:
+            try:
+                deltas = diff(after, before)
+            except NumberOutOfRange as error:
+                refusal = f"{name}: {error}"
+        if refusal is not None:
+            logger.warning("%s: item %s refused: %s", name, _digest(item_id), refusal)
+            return Rejected(refusal)
+        token = record.token if record is not None else None
+        return _RecordWrite(GenerationWrite(generation, token, state, after, deltas))
+
+    def _without(self, plan: ItemPlan, reason: str) -> ItemPlan:
+        """The item planned again, from its records read again, without the change behind the write
+        DynamoDB refused: that change is poison, the item keeps the last state it can hold."""
+        change = plan.last or plan.item.changes[-1]
         logger.warning("%s: item %s refused: %s", self.projection.name, _digest(plan.item.item_id), reason)
-        plan.poison.append((change or plan.item.changes[-1], reason))
-        plan.writes, plan.applied = [], 0
-        return plan
-
-    def _render(self, change: Change) -> Contributions:
-        return self.projection.contributions(change.image)  # type: ignore[arg-type]
+        refused = self.refused.setdefault(plan.item.item_id, [])
+        if all(change is not earlier for earlier, _ in refused):
+            refused.append((change, reason))
+        return self._plan(plan.item, self._read_records([plan.item], retry=False))
 
     def _needs_write(self, plan: ItemPlan) -> bool:
         """False for a plan settled without a write: nothing newer, or refused (poison)."""
@@ -332,8 +365,12 @@ class _Batch:
                         continue
                     plan = chunk[0]
                     reason = f"{self.projection.name}: DynamoDB refused the item's write: {refused}"
-                    self._done(self._refuse(plan, plan.last, reason))
-                    del pending[plan.item.item_id]
+                    again = self._without(plan, reason)
+                    if self._needs_write(again):
+                        pending[plan.item.item_id] = again
+                        queue.append([again])
+                    else:
+                        del pending[plan.item.item_id]
                     continue
                 except ClientError as error:
                     if is_transient(error):

@@ -26,11 +26,6 @@ class Status(Enum):
     FAILED = "failed"
 
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    reason: str
-
-
 @dataclass(eq=False, slots=True)
 class ItemWrite:
     """One item's progress against one physical index."""
@@ -38,8 +33,8 @@ class ItemWrite:
     entry: ItemChanges
     stored: ItemState | None = None
     read_tombstone: ItemState | None = None  # the tombstone this target held when first read
-    rejected: list[tuple[Change, str]] = field(default_factory=list)
-    folded: FoldResult | None = None
+    rejected: list[tuple[Change, str]] = field(default_factory=list)  # refused by OpenSearch on write
+    folded: FoldResult[bytes] | None = None  # its output: the bulk lines of the item's write
     line: bytes | None = None
     conflicts: int = 0
     status: Status = Status.PENDING

@@ -12,11 +12,13 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from opensearchpy.exceptions import TransportError
 
 from projector.projection.base import DocumentProjection
+from projector.projection.rendering import Rejected
 from projector.retry.deadline import Deadline
 from projector.retry.policy import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, retrying
 from projector.retry.transient import is_transient_answer
@@ -33,7 +35,6 @@ from projector.sinks.opensearch.errors import (
 from projector.sinks.opensearch.ids import document_id
 from projector.sinks.opensearch.known import KnownStates, identities
 from projector.sinks.opensearch.progress import ItemWrite as _ItemWrite
-from projector.sinks.opensearch.progress import Rejected as _Rejected
 from projector.sinks.opensearch.progress import Status as _Status
 from projector.sinks.opensearch.progress import landed as _landed
 from projector.sinks.opensearch.progress import reason_of as _reason
@@ -41,7 +42,7 @@ from projector.sinks.opensearch.progress import refusal as _refusal
 from projector.sinks.opensearch.progress import summarise as _summarise
 from projector.sinks.opensearch.serializer import SerializationError, dumps, merge_objects
 from projector.sinks.opensearch.types import META_FIELD, StoredDocument, WriteLimits, meta_of, state_of
-from projector.versioning import ItemState, fold, scheme_for
+from projector.versioning import ItemState, fold_write, scheme_for
 
 if TYPE_CHECKING:
     from opensearchpy import OpenSearch
@@ -228,7 +229,7 @@ class _TargetWrite:
         self, entries: Sequence[ItemChanges], seeds: dict[str, ItemState] | None = None
     ) -> dict[str, _ItemWrite]:
         writes = {entry.item_id: _ItemWrite(entry) for entry in entries}
-        to_read, to_fold = list(writes.values()), []
+        to_read, to_fold = list(writes.values()), list[_ItemWrite]()
         first = True
         seeded: set[str] = set()  # stored states that are another target's tombstone, not this index's
         recalled: set[int] = set()  # writes whose stored state came from memory, not from a read
@@ -340,42 +341,43 @@ class _TargetWrite:
         )
 
     def _fold(self, write: _ItemWrite) -> None:
-        while True:
-            excluded = {id(change) for change, _ in write.rejected}
-            changes = [change for change in write.entry.changes if id(change) not in excluded]
-            folded = fold(self.scheme, write.stored, changes, self._render, self.projection.keep_expired)
-            write.folded, write.line = folded, None
-            if folded.state is None or folded.last is None:
-                return
-            output = folded.output
-            if isinstance(output, _Rejected):
-                write.rejected.append((folded.last, output.reason))
-                continue
-            visible = not folded.state.deleted and output is not None
-            # The meta object holds only ints, bools, a str and a finite float: the C encoder as is.
-            meta = _encode_json({META_FIELD: meta_of(folded.state, visible, write.item_id)}).encode()
-            body = merge_objects(meta, output) if visible and output is not None else meta
-            if len(body) > self.limits.max_document_bytes:
-                write.rejected.append(
-                    (
-                        folded.last,
-                        f"document of {len(body)} bytes exceeds the limit of "
-                        f"{self.limits.max_document_bytes} bytes",
-                    )
-                )
-                continue
-            action = {
-                "index": {
-                    "_index": self.target,
-                    "_id": document_id(write.item_id),
-                    "version_type": "external",
-                    "version": self.scheme.external_version(folded.state),
-                }
-            }
-            write.line = _encode_json(action).encode() + b"\n" + body + b"\n"
-            return
+        """One pass over the item's changes (less those OpenSearch refused) into one versioned index line."""
+        refused = {id(change) for change, _ in write.rejected}
+        changes = [change for change in write.entry.changes if id(change) not in refused]
+        folded = fold_write(
+            self.scheme,
+            write.stored,
+            changes,
+            partial(self._line, write.item_id),
+            self.projection.keep_expired,
+        )
+        write.folded, write.line = folded, folded.output
 
-    def _render(self, change: Change) -> bytes | _Rejected | None:
+    def _line(self, item_id: str, state: ItemState, change: Change) -> bytes | Rejected:
+        """The bulk lines (action and body) that store ``state``: its document, hidden or a tombstone."""
+        document = None if state.deleted else self._render(change)
+        if isinstance(document, Rejected):
+            return document
+        visible = document is not None
+        # The meta object holds only ints, bools, a str and a finite float: the C encoder as is.
+        meta = _encode_json({META_FIELD: meta_of(state, visible, item_id)}).encode()
+        body = merge_objects(meta, document) if document is not None else meta
+        if len(body) > self.limits.max_document_bytes:
+            return Rejected(
+                f"document of {len(body)} bytes exceeds the limit of {self.limits.max_document_bytes} bytes"
+            )
+        action = {
+            "index": {
+                "_index": self.target,
+                "_id": document_id(item_id),
+                "version_type": "external",
+                "version": self.scheme.external_version(state),
+            }
+        }
+        return _encode_json(action).encode() + b"\n" + body + b"\n"
+
+    def _render(self, change: Change) -> bytes | Rejected | None:
+        """The document of a live state as JSON; None keeps it out of search (hidden)."""
         if change.image is None:
             raise ValueError(f"{change.kind} without a new image: the stream must carry new images")
         document = self.projection.document(change.image)
@@ -384,11 +386,11 @@ class _TargetWrite:
         if not isinstance(document, dict):
             raise TypeError(f"document() must return a dict or None, got {type(document).__name__}")
         if META_FIELD in document:
-            return _Rejected(f"the document has a {META_FIELD!r} field, which projector reserves")
+            return Rejected(f"the document has a {META_FIELD!r} field, which projector reserves")
         try:
             return dumps(document)
         except SerializationError as error:
-            return _Rejected(str(error))
+            return Rejected(str(error))
 
     def _write(self, writes: list[_ItemWrite]) -> tuple[list[_ItemWrite], list[tuple[_ItemWrite, str]]]:
         conflicts: list[_ItemWrite] = []
