@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from projector.projection.base import AggregateProjection, DocumentProjection, Projection
-from projector.sinks.base import ItemChanges, Sink, SinkResult
 from projector.sinks.opensearch.serializer import dumps
+from projector.stores.base import ItemChanges, SinkResult
 from projector.versioning import fold, scheme_for
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ class WouldWrite:
         return {"items_contributing": self.contributions, "groups": len(self.groups)}
 
 
-class CollectingSink(Sink[Projection]):
+class CollectingSink:
     """Counts the writes a page would cause, per projection; thread-safe."""
 
     def __init__(self) -> None:

@@ -38,12 +38,12 @@ from projector.events.outcome import (
 from projector.events.store import EventStore
 from projector.events.types import Event, EventError, read_version, recorded_event
 from projector.retry.policy import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, retrying
-from projector.sinks.base import ItemChanges, Sink
 from projector.sinks.opensearch import indexes
 from projector.sinks.opensearch.chunks import by_size
 from projector.sinks.opensearch.client import CountingClient, RequestCounter
 from projector.sinks.opensearch.errors import RETRYABLE_STATUS, describe_error, is_retryable
 from projector.sinks.opensearch.types import WriteLimits
+from projector.stores.base import ItemChanges
 
 if TYPE_CHECKING:
     from projector.config.settings import Settings
@@ -57,7 +57,7 @@ _ensured: set[tuple[str, str]] = set()
 _lock = threading.Lock()
 
 
-class EventStreamSink(Sink["EventStreamProjection"]):
+class EventStreamSink:
     """Applies stream records of an events table to the document projections folding them."""
 
     def __init__(

@@ -1,4 +1,4 @@
-"""Sinks own all I/O to the projections' stores: batching, versioned writes, retries. No domain logic."""
+"""The writers behind the stores: batching, versioned writes, retries. No domain logic."""
 
 from __future__ import annotations
 

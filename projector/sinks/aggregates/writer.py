@@ -52,7 +52,7 @@ from projector.sinks.aggregates.types import (
     item_pk,
     key,
 )
-from projector.sinks.base import ItemChanges, Sink
+from projector.stores.base import ItemChanges
 from projector.versioning import fold, scheme_for
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def _retryable(error: BaseException) -> bool:
     return isinstance(error, _Unprocessed | _Cancelled | _Unfinished) or is_transient(error)
 
 
-class AggregateSink(Sink[AggregateProjection]):
+class AggregateSink:
     """Applies item changes to an aggregate projection's records and group rows, exactly."""
 
     def __init__(

@@ -19,7 +19,6 @@ from opensearchpy.exceptions import TransportError
 from projector.projection.base import DocumentProjection
 from projector.retry.deadline import Deadline
 from projector.retry.policy import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, retrying
-from projector.sinks.base import ItemChanges, Sink, SinkResult
 from projector.sinks.opensearch import indexes
 from projector.sinks.opensearch.chunks import by_size
 from projector.sinks.opensearch.client import CountingClient, RequestCounter
@@ -42,6 +41,7 @@ from projector.sinks.opensearch.progress import refusal as _refusal
 from projector.sinks.opensearch.progress import summarise as _summarise
 from projector.sinks.opensearch.serializer import SerializationError, dumps, merge_objects
 from projector.sinks.opensearch.types import META_FIELD, StoredDocument, WriteLimits, meta_of, state_of
+from projector.stores.base import ItemChanges, SinkResult
 from projector.versioning import ItemState, fold, scheme_for
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ _ensured: set[tuple[str, str]] = set()
 _ensured_lock = threading.Lock()
 
 
-class OpenSearchSink(Sink[DocumentProjection]):
+class OpenSearchSink:
     """Applies item changes of document projections to every index behind their write alias."""
 
     def __init__(
