@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 
 from projector.backfill.apply import PageApplier
 from projector.backfill.scanner import Page, SourceTable
-from projector.projection.base import DocumentProjection
 
 if TYPE_CHECKING:
     from projector.deadletters.types import DeadLetter
@@ -44,16 +43,7 @@ def redrive_backfill_letter(runtime: Runtime, letter: DeadLetter) -> tuple[bool,
         return True, None
     registry = runtime.registry
     projections = [registry.get(letter.projection)] if letter.projection else list(registry.all)
-    from projector.events.projection import is_event_stream
-
-    sinks = {
-        p.name: runtime.event_sink  # events hook
-        if is_event_stream(p)
-        else runtime.document_sink
-        if isinstance(p, DocumentProjection)
-        else runtime.aggregate_sink
-        for p in projections
-    }
+    sinks = {p.name: runtime.store_for(p) for p in projections}
     applier = PageApplier(
         projections, sinks, source.key_attributes, scan_started_at=sent_at, dead_letters=None
     )

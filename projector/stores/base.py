@@ -8,6 +8,7 @@ layout and its builds. Nothing outside a store's own module needs to know which 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -16,6 +17,7 @@ if TYPE_CHECKING:
     from projector.changes.types import Change
     from projector.projection.base import Projection
     from projector.retry.deadline import Deadline
+    from projector.stores.kinds import Connections
     from projector.versioning.state import ItemState
 
 P = TypeVar("P", bound="Projection")
@@ -85,6 +87,24 @@ class Layout:
         }
 
 
+@dataclass(slots=True)
+class WouldWrite:
+    """What a dry run would write for one projection: counts, and distinct keys counted once."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    distinct: dict[str, set[str]] = field(default_factory=dict)
+
+    def add(self, other: WouldWrite) -> None:
+        self.counts.update(other.counts)
+        for name, keys in other.distinct.items():
+            self.distinct.setdefault(name, set()).update(keys)
+
+    def counted(self, fields: Sequence[str]) -> dict[str, int]:
+        return {
+            name: len(self.distinct[name]) if name in self.distinct else self.counts[name] for name in fields
+        }
+
+
 class ProjectionStore(ABC, Generic[P]):
     """Keeps the results of every projection of one kind, exactly once in effect.
 
@@ -94,6 +114,18 @@ class ProjectionStore(ABC, Generic[P]):
     """
 
     kind: ClassVar[str]  # what ``describe`` and reports call it: "search", "aggregate"
+    would_write_fields: ClassVar[tuple[str, ...]]  # what ``preview`` counts, in report order
+
+    @classmethod
+    @abstractmethod
+    def open(cls, connections: Connections) -> ProjectionStore[Any]:
+        """The store over the clients and settings of ``connections`` (the runtime calls it once)."""
+
+    @classmethod
+    @abstractmethod
+    def preview(cls, projection: P, items: Sequence[ItemChanges], tally: WouldWrite) -> SinkResult:
+        """A dry run of ``apply`` from an empty store: fold and render as ``apply`` would (so poison is
+        found as in a real run), add what would be written to ``tally``, write nothing."""
 
     @abstractmethod
     def apply(self, projection: P, items: Sequence[ItemChanges], deadline: Deadline) -> SinkResult:
@@ -126,3 +158,7 @@ class ProjectionStore(ABC, Generic[P]):
     @abstractmethod
     def rollback(self, projection: P) -> str:
         """Abandon a rebuild in progress, or swap back to the previous build; what serves reads now."""
+
+    @abstractmethod
+    def build_started_at(self, projection: P, build: str) -> float | None:
+        """When ``build`` was created (epoch seconds), or None when the store keeps no such date."""

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from projector.backfill.scanner import SegmentScanner, SourceTable
-from projector.records import decode_image
+from projector.records import DecodeError, decode_image
 from projector.retry import Deadline, retrying
 from projector.retry.aws import is_transient_aws_error
 
@@ -87,3 +87,14 @@ class Source:
                 what=f"BatchGetItem on {self.table.name}",
             )(once)
         return found
+
+
+def decoded(page: Page) -> list[dict[str, Any]]:
+    """A page's items as projections see them; an item that cannot be decoded is skipped."""
+    items = []
+    for raw in page.items:
+        try:
+            items.append(decode_image(raw))
+        except DecodeError:
+            continue
+    return items

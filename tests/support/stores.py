@@ -9,13 +9,16 @@ refuse items (``poison``), fail them (``fail``) or raise (``error``), and see ev
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from projector.changes.types import Change
 from projector.projection.base import Projection
 from projector.retry.deadline import Deadline
-from projector.stores.base import ItemChanges, Layout, ProjectionStore, SinkResult
+from projector.stores.base import ItemChanges, Layout, ProjectionStore, SinkResult, WouldWrite
+from projector.stores.kinds import Connections
 from projector.versioning import ItemState, fold, scheme_for
 
 
@@ -43,6 +46,7 @@ class InMemoryStore(ProjectionStore[Projection]):
     """Every projection's builds in dicts; thread-safe like the real stores."""
 
     kind: ClassVar[str] = "memory"
+    would_write_fields: ClassVar[tuple[str, ...]] = ("items",)
 
     def __init__(self) -> None:
         self.poison: dict[str, str] = {}  # item id -> reason: every change of it is refused
@@ -50,7 +54,23 @@ class InMemoryStore(ProjectionStore[Projection]):
         self.error: BaseException | None = None  # raised by the next apply (once)
         self.calls: list[tuple[str, list[str]]] = []  # (projection, item ids) per apply
         self._builds: dict[str, _Builds] = {}
+        self.started: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, connections: Connections) -> InMemoryStore:
+        return cls()
+
+    @classmethod
+    def preview(cls, projection: Projection, items: Sequence[ItemChanges], tally: WouldWrite) -> SinkResult:
+        result = SinkResult()
+        for item in items:
+            folded = fold(scheme_for(projection.version), None, item.changes, _value, projection.keep_expired)
+            result.applied += len(folded.applied)
+            result.stale += len(folded.stale)
+            if folded.state is not None and not folded.state.deleted:
+                tally.counts["items"] += 1
+        return result
 
     def _of(self, projection: Projection) -> _Builds:
         return self._builds.setdefault(projection.name, _Builds())
@@ -85,7 +105,7 @@ class InMemoryStore(ProjectionStore[Projection]):
                 scheme,
                 stored[0] if stored else None,
                 item.changes,
-                lambda change: dict(change.image or {}),
+                _value,
                 projection.keep_expired,
             )
             if folded.state is not None:
@@ -131,6 +151,7 @@ class InMemoryStore(ProjectionStore[Projection]):
                 builds.last += 1
                 target = f"b{builds.last}"
                 builds.items[target] = {}
+                self.started[(projection.name, target)] = time.time()
                 builds.writes = [builds.read, target]  # the build before the read one is no longer written
         self.carry_over(projection)
         return target
@@ -159,6 +180,9 @@ class InMemoryStore(ProjectionStore[Projection]):
             builds.read = target  # the replaced build stays written, so a rollback is exact
             return target
 
+    def build_started_at(self, projection: Projection, build: str) -> float | None:
+        return self.started.get((projection.name, build))
+
     def rollback(self, projection: Projection) -> str:
         with self._lock:
             builds = self._of(projection)
@@ -170,3 +194,8 @@ class InMemoryStore(ProjectionStore[Projection]):
                 raise RuntimeError(f"{projection.name}: nothing to roll back to")
             builds.read, builds.writes = previous, [previous]
             return previous
+
+
+def _value(change: Change) -> dict[str, Any]:
+    """What the fake stores for a live item: its image."""
+    return dict(change.image or {})

@@ -21,7 +21,7 @@ from projector.sinks.aggregates import AggregateSink, ensure_table, numbers, rea
 from projector.sinks.aggregates.keys import MAX_PARTITION_KEY_BYTES, fitted, group_of, projection_of_group_row
 from projector.sinks.aggregates.numbers import NumberOutOfRange
 from projector.sinks.aggregates.types import diff, group_pk, item_pk
-from projector.sinks.base import ItemChanges
+from projector.stores.base import ItemChanges
 
 pytestmark = pytest.mark.unit
 

@@ -19,7 +19,7 @@ from projector.retry.policy import DeadlineExceeded
 from projector.sinks.aggregates import numbers
 from projector.sinks.aggregates.keys import GROUP_KEY_ATTRIBUTE, fitted
 from projector.sinks.aggregates.packing import Unit
-from projector.sinks.base import ItemChanges, SinkResult
+from projector.stores.base import ItemChanges, SinkResult
 from projector.versioning.state import ItemState
 
 if TYPE_CHECKING:

@@ -31,7 +31,7 @@ from projector.sinks.aggregates.actions import (
 )
 from projector.sinks.aggregates.numbers import NumberOutOfRange
 from projector.sinks.aggregates.packing import pack
-from projector.sinks.aggregates.table import AggregateTable, Description, read_meta, write_meta
+from projector.sinks.aggregates.table import read_meta, write_meta
 from projector.sinks.aggregates.types import (
     BATCH_GET_KEYS,
     MAX_TRANSACTION_ACTIONS,
@@ -132,22 +132,6 @@ class AggregateSink:
             result.requests,
         )
         return result
-
-    # Rebuild primitives (see table.py), here so the backfill needs only the sink.
-    def admin(self) -> AggregateTable:
-        return AggregateTable(self._client, self._settings)
-
-    def begin_rebuild(self, projection: AggregateProjection) -> int:
-        return self.admin().begin_rebuild(projection)
-
-    def finish_rebuild(self, projection: AggregateProjection) -> int:
-        return self.admin().finish_rebuild(projection)
-
-    def rollback(self, projection: AggregateProjection) -> None:
-        self.admin().rollback(projection)
-
-    def describe(self, projection: AggregateProjection) -> Description:
-        return self.admin().describe(projection)
 
 
 class _Batch:
