@@ -17,26 +17,20 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from projector.projection.base import AggregateProjection
 from projector.retry import Deadline, retrying
+from projector.sinks.aggregates.calls import BATCH_GET_KEYS, Calls
 from projector.sinks.aggregates.carryover import carry_tombstones
-from projector.sinks.aggregates.table import AggregateTable, RebuildError, write_meta
-from projector.sinks.aggregates.types import (
-    BATCH_GET_KEYS,
-    Calls,
-    Meta,
-    decode_record,
-    generation_sk,
-    is_transient,
-    item_pk,
-    key,
-    number,
-)
+from projector.sinks.aggregates.errors import is_transient
+from projector.sinks.aggregates.keys import generation_sk, item_pk, key
+from projector.sinks.aggregates.numbers import number
+from projector.sinks.aggregates.records import decode_record
+from projector.sinks.aggregates.table import AggregateTable, Meta, RebuildError, write_meta
 from projector.sinks.aggregates.writer import AggregateSink
 from projector.stores.base import ItemChanges, Layout, ProjectionStore, SinkResult, WouldWrite
 from projector.versioning import fold, scheme_for
 
 if TYPE_CHECKING:
     from projector.config.settings import Settings
-    from projector.sinks.aggregates.types import AggregateResult
+    from projector.sinks.aggregates.plans import AggregateResult
     from projector.stores.kinds import Connections
     from projector.versioning.state import ItemState
 

@@ -17,9 +17,16 @@ from typing import TYPE_CHECKING, Any
 
 from projector.retry import Deadline, retrying
 from projector.retry.aws import is_transient_aws_error
-from projector.sinks.aggregates.keys import GROUP_KEY_ATTRIBUTE, group_of, projection_of_group_row
+from projector.sinks.aggregates.keys import (
+    GROUP_KEY_ATTRIBUTE,
+    generation_sk,
+    group_of,
+    group_pk,
+    key,
+    projection_of_group_row,
+)
+from projector.sinks.aggregates.numbers import add, decimal_of, subtract
 from projector.sinks.aggregates.reader import render_measure
-from projector.sinks.aggregates.types import add, decimal_of, generation_sk, group_pk, key, subtract
 from projector.verify.checks import ProjectionCheck, Rebuild
 from projector.verify.restore import aggregate_backwards
 from projector.verify.source import decoded

@@ -17,17 +17,13 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from projector.retry.aws import error_code
 from projector.retry.deadline import Deadline
 from projector.retry.policy import retrying
-from projector.sinks.aggregates.types import (
-    Calls,
-    decode_record,
-    encode_record,
-    error_code,
-    generation_sk,
-    is_transient,
-    item_pk,
-)
+from projector.sinks.aggregates.calls import Calls
+from projector.sinks.aggregates.errors import is_transient
+from projector.sinks.aggregates.keys import generation_sk, item_pk
+from projector.sinks.aggregates.records import decode_record, encode_record
 
 if TYPE_CHECKING:
     from projector.projection.base import AggregateProjection

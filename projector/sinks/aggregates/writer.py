@@ -21,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from projector.config.exceptions import ConfigurationError
 from projector.projection.base import AggregateProjection
+from projector.retry.aws import error_code
 from projector.retry.policy import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, retrying
 from projector.sinks.aggregates.actions import (
     REFUSED_ACTION,
@@ -29,29 +30,15 @@ from projector.sinks.aggregates.actions import (
     group_limit_refusal,
     transaction_actions,
 )
+from projector.sinks.aggregates.calls import BATCH_GET_KEYS, MAX_TRANSACTION_ACTIONS, Calls
+from projector.sinks.aggregates.contributions import Contributions, diff
+from projector.sinks.aggregates.errors import TRANSIENT_REASONS, describe_error, is_transient
+from projector.sinks.aggregates.keys import RESERVED_ATTRIBUTES, generation_sk, item_pk, key
 from projector.sinks.aggregates.numbers import NumberOutOfRange
 from projector.sinks.aggregates.packing import pack
-from projector.sinks.aggregates.table import read_meta, write_meta
-from projector.sinks.aggregates.types import (
-    BATCH_GET_KEYS,
-    MAX_TRANSACTION_ACTIONS,
-    RESERVED_ATTRIBUTES,
-    TRANSIENT_REASONS,
-    AggregateResult,
-    Calls,
-    Contributions,
-    GenerationWrite,
-    ItemPlan,
-    Meta,
-    decode_record,
-    describe_error,
-    diff,
-    error_code,
-    generation_sk,
-    is_transient,
-    item_pk,
-    key,
-)
+from projector.sinks.aggregates.plans import AggregateResult, GenerationWrite, ItemPlan
+from projector.sinks.aggregates.records import decode_record
+from projector.sinks.aggregates.table import Meta, read_meta, write_meta
 from projector.stores.base import ItemChanges
 from projector.versioning import fold, scheme_for
 
@@ -59,7 +46,7 @@ if TYPE_CHECKING:
     from projector.changes.types import Change
     from projector.config.settings import Settings
     from projector.retry.deadline import Deadline
-    from projector.sinks.aggregates.types import StoredRecord
+    from projector.sinks.aggregates.records import StoredRecord
 
 logger = logging.getLogger(__name__)
 
