@@ -308,7 +308,7 @@ class Backfill:
             export=self.export.to_json() if self.export is not None else None,
         )
         collector = CollectingSink() if options.dry_run else None
-        sinks = {p.name: collector or self.runtime.store_for(p) for p in projections}
+        sinks: dict[str, Any] = {p.name: collector or self.runtime.store_for(p) for p in projections}
         applier = PageApplier(
             projections, sinks, source.key_attributes, checkpoint.scan_started_at, self.runtime.dead_letters
         )
@@ -416,7 +416,7 @@ class Backfill:
         if layout.building == target:
             return self.rebuilds.finish(projection)
         if layout.read == target:
-            return target
+            return str(target)
         raise BackfillError(
             f"the rebuild of {projection.name} into {target} is no longer in progress "
             f"(reads {layout.read}, writes {list(layout.writes)}): it was rolled back"

@@ -135,7 +135,7 @@ class EventStreamSink:
                     result.stale += 1  # another category's stream: not this projection's
                     continue
                 try:
-                    step: Event | Poison | None = projection.catalog.typed(recorded)
+                    step: Event[Any] | Poison | None = projection.catalog.typed(recorded)
                 except EventError as error:
                     step = Poison(str(error))
                 stream = streams.setdefault(recorded.stream_id, StreamBatch(recorded.stream_id))
@@ -208,7 +208,7 @@ class EventStreamSink:
             ids = [projection.doc_id(stream.stream_id) for stream in chunk]
 
             def once(ids: list[str] = ids) -> dict[str, Any]:
-                response = client.mget(
+                response: dict[str, Any] = client.mget(
                     index=target, body={"ids": ids}, realtime=True, request_timeout=self._timeout(deadline)
                 )
                 failed = [doc["error"] for doc in response["docs"] if "error" in doc]
@@ -266,7 +266,7 @@ class EventStreamSink:
         self, projection: EventStreamProjection, stream: StreamBatch, state: StreamState | None
     ) -> tuple[StreamState | None, FoldStop | None]:
         base = state.version if state else 0
-        steps: list[tuple[int, Event | None]] = []
+        steps: list[tuple[int, Event[Any] | None]] = []
         stop: FoldStop | None = None
         for version in range(base + 1, max(stream.by_version) + 1):
             step = stream.step(version)
@@ -353,7 +353,7 @@ class EventStreamSink:
         prefix = self.settings.index_prefix
 
         def resolve() -> list[str]:
-            targets = indexes.write_targets(
+            targets: list[str] = indexes.write_targets(
                 client, projection, prefix, request_timeout=self._timeout(deadline)
             )
             if targets:
@@ -366,7 +366,10 @@ class EventStreamSink:
                 _ensured.add(key)
             return indexes.write_targets(client, projection, prefix, request_timeout=self._timeout(deadline))
 
-        return self._call(deadline, f"resolving the write alias of {prefix}{projection.name}", resolve)
+        targets: list[str] = self._call(
+            deadline, f"resolving the write alias of {prefix}{projection.name}", resolve
+        )
+        return targets
 
 
 class _Retry(Exception):

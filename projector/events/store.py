@@ -258,7 +258,8 @@ def _payload(data: Mapping[str, Any], layout: EventLayout) -> dict[str, Any]:
         raise AppendError(f"an event's data must be an object, got {type(data).__name__}")
     if layout.payload == "map":
         try:
-            return _serializer.serialize(dict(data))
+            serialized: dict[str, Any] = _serializer.serialize(dict(data))
+            return serialized
         except TypeError as error:
             raise AppendError(f"{layout.data_attribute}: {error} (use Decimal, not float)") from None
     from projector.sinks.opensearch.serializer import SerializationError, to_json

@@ -69,7 +69,7 @@ class AggregateStore(ProjectionStore[AggregateProjection]):
                 scheme,
                 None,
                 entry.changes,
-                lambda change: projection.contributions(change.image),
+                lambda change: projection.contributions(change.image),  # type: ignore[arg-type]  # never a REMOVE
                 projection.keep_expired,
             )
             result.poison.extend(folded.poison)

@@ -67,7 +67,7 @@ class SearchDocumentStore(ProjectionStore[DocumentProjection]):
         cls, projection: DocumentProjection, items: Sequence[ItemChanges], tally: WouldWrite
     ) -> SinkResult:
         def render(change: Change) -> Any:
-            body = projection.document(change.image)
+            body = projection.document(change.image)  # type: ignore[arg-type]  # never called for a REMOVE
             if body is not None:
                 dumps(body)  # raises as the writer would on a number JSON cannot carry exactly
             return body

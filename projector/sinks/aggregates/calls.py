@@ -25,4 +25,5 @@ class Calls:
         if self.deadline.expired:
             raise DeadlineExceeded(f"no time left for {operation}")
         self.count += 1
-        return getattr(self.client, operation)(**kwargs)
+        answer: dict[str, Any] = getattr(self.client, operation)(**kwargs)
+        return answer

@@ -385,9 +385,9 @@ class _Batch:
             if any(code not in TRANSIENT_REASONS and code != "ConditionalCheckFailed" for code in codes):
                 raise
             moved = {
-                owners[i]
-                for i, code in enumerate(codes)
-                if code == "ConditionalCheckFailed" and owners[i] is not None
+                owner
+                for owner, code in zip(owners, codes, strict=False)
+                if code == "ConditionalCheckFailed" and owner is not None
             }
             if not codes:  # no reasons given: trust nothing that was read
                 moved = {plan.item.item_id for plan in plans}

@@ -39,7 +39,7 @@ class ItemWrite:
     stored: ItemState | None = None
     read_tombstone: ItemState | None = None  # the tombstone this target held when first read
     rejected: list[tuple[Change, str]] = field(default_factory=list)
-    folded: FoldResult | None = None
+    folded: FoldResult[Any] | None = None
     line: bytes | None = None
     conflicts: int = 0
     status: Status = Status.PENDING

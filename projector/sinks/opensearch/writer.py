@@ -103,9 +103,9 @@ class OpenSearchSink:
         for target in targets:
             write = _TargetWrite(self, client, projection, target, deadline, uuids.get(target))
             runs.append(write.run(items, seeds))
-            for item_id, write in runs[-1].items():
-                if write.read_tombstone is not None:
-                    seeds.setdefault(item_id, write.read_tombstone)
+            for item_id, item_write in runs[-1].items():
+                if item_write.read_tombstone is not None:
+                    seeds.setdefault(item_id, item_write.read_tombstone)
         _summarise(items, targets, runs, result)
         result.requests = counter.count
         logger.info(
@@ -130,16 +130,17 @@ class OpenSearchSink:
         for start in range(0, len(ids), self.limits.mget_ids):
             chunk = list(ids[start : start + self.limits.mget_ids])
             item_ids = {document_id(item_id): item_id for item_id in chunk}
-            response = self._call(
-                deadline,
-                f"mget from {source}",
-                lambda item_ids=item_ids: self.client.mget(
+
+            def mget(item_ids: dict[str, str] = item_ids) -> dict[str, Any]:
+                answer: dict[str, Any] = self.client.mget(
                     index=source,
                     body={"ids": list(item_ids)},
                     realtime=True,
                     request_timeout=deadline.timeout(self.settings.opensearch_timeout_s),
-                ),
-            )
+                )
+                return answer
+
+            response = self._call(deadline, f"mget from {source}", mget)
             for doc in response["docs"]:
                 body = dict(doc.get("_source") or {}) if doc.get("found") else {}
                 meta = body.pop(META_FIELD, None)
@@ -229,7 +230,7 @@ class _TargetWrite:
         self, entries: Sequence[ItemChanges], seeds: dict[str, ItemState] | None = None
     ) -> dict[str, _ItemWrite]:
         writes = {entry.item_id: _ItemWrite(entry) for entry in entries}
-        to_read, to_fold = list(writes.values()), []
+        to_read, to_fold = list(writes.values()), list[_ItemWrite]()
         first = True
         seeded: set[str] = set()  # stored states that are another target's tombstone, not this index's
         recalled: set[int] = set()  # writes whose stored state came from memory, not from a read
@@ -419,18 +420,18 @@ class _TargetWrite:
             for write, entry in zip(chunk, response["items"], strict=True):
                 answer = next(iter(entry.values()))
                 status = int(answer.get("status", 0))
-                error = answer.get("error") or {}
+                failure = answer.get("error") or {}
                 if 200 <= status < 300:
                     write.status = _Status.WRITTEN
                 elif status == 409:
                     conflicts.append(write)
-                elif status in RETRYABLE_STATUS or error.get("type") in REJECTED_TYPES:
-                    write.error = f"{status} {_reason(error)}"
+                elif status in RETRYABLE_STATUS or failure.get("type") in REJECTED_TYPES:
+                    write.error = f"{status} {_reason(failure)}"
                     again.append(write)
                 elif status in POISON_STATUS:
-                    rejected.append((write, f"opensearch rejected the document: {_reason(error)}"))
+                    rejected.append((write, f"opensearch rejected the document: {_reason(failure)}"))
                 else:
-                    write.status, write.error = _Status.FAILED, f"{status} {_reason(error)}"
+                    write.status, write.error = _Status.FAILED, f"{status} {_reason(failure)}"
             return again
 
         if any(document_id(write.item_id) != write.item_id for write in writes):
