@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from projector.projection.base import Projection
-    from projector.runtime import Runtime
     from projector.verify.source import Source
     from projector.verify.types import Verdict
 
@@ -26,10 +25,7 @@ Rebuild = Callable[["Projection", int], tuple[str, "str | None"]]
 class ProjectionCheck(ABC):
     """Compares one projection's stored results with the source items; thread-safe ``add``."""
 
-    projection: Any
-
-    @abstractmethod
-    def __init__(self, runtime: Runtime, projection: Any) -> None: ...
+    projection: Any  # a check class is built as ``Check(runtime, projection)``
 
     @abstractmethod
     def add(self, items: list[dict[str, Any]], read_at: float) -> None:

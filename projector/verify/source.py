@@ -36,6 +36,11 @@ class Source:
         self.page_size = page_size
         self.stop = threading.Event()
 
+    @classmethod
+    def of(cls, client: Any, table_name: str, segments: int) -> Source:
+        """The source table named ``table_name``, its key schema read from DynamoDB."""
+        return cls(client, SourceTable.describe(client, table_name), segments)
+
     def scan(self, on_page: Callable[[Page], None]) -> int:
         """Call ``on_page`` for every page (from worker threads); the number of items read."""
         scanner = SegmentScanner(self.client, self.table.name, self.segments, self.page_size, self.stop)

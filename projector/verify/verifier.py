@@ -30,7 +30,6 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from projector.backfill.scanner import SourceTable
 from projector.stores.kinds import check_class
 from projector.verify.source import Source, decoded
 from projector.verify.types import VerifyReport
@@ -74,11 +73,7 @@ class Verifier:
     # one verify -------------------------------------------------------------------------------------------
     def verify(self) -> VerifyReport:
         started = time.monotonic()
-        source = Source(
-            self.runtime.dynamodb,
-            SourceTable.describe(self.runtime.dynamodb, self.runtime.settings.source_table),
-            self.options.segments,
-        )
+        source = Source.of(self.runtime.dynamodb, self.runtime.settings.source_table, self.options.segments)
         checks: list[ProjectionCheck] = [check_class(p)(self.runtime, p) for p in self.projections]
 
         def on_page(page: Page) -> None:
