@@ -57,11 +57,12 @@ def _session_client(service: str, region: str, endpoint: str | None) -> Any:
         max_pool_connections=32,
     )
     session = boto3.session.Session()
-    credentials: dict[str, str] = {}
+    key: str | None = None
     if endpoint and urlparse(endpoint).hostname in LOOPBACK and session.get_credentials() is None:
-        # The local servers accept any key; a new machine has none configured, and needs none.
-        credentials = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
-    client = session.client(service, endpoint_url=endpoint, config=config, **credentials)
+        key = "local"  # the local servers accept any key; a new machine has none configured, and needs none
+    client = session.client(  # type: ignore[call-overload]  # the service name is a str, not one of the stubs' literals
+        service, endpoint_url=endpoint, config=config, aws_access_key_id=key, aws_secret_access_key=key
+    )
     if service in JSON_SERVICES:
         client.meta.events.register(
             f"after-call.{client.meta.service_model.service_id.hyphenize()}", reject_truncated_json

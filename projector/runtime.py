@@ -1,25 +1,25 @@
-"""Everything a process needs, built once: settings, projections, clients, sinks, dead letters.
+"""Everything a process needs, built once: settings, projections, clients, stores, dead letters.
 
-Lambda keeps one per execution environment (cold start); the CLI builds one per command. Clients are
-created on first use so a command that needs only DynamoDB never imports opensearch-py.
+Lambda keeps one per execution environment (cold start); the CLI builds one per command. Clients and
+stores are created on first use so a command that needs only DynamoDB never imports opensearch-py.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from projector.config.settings import Settings, load_settings
 from projector.projection.registry import Registry, load_projections
+from projector.stores.kinds import Connections, kind_of, open_store
 
 if TYPE_CHECKING:
     from projector.deadletters.store import DeadLetterStore
     from projector.pipeline.stream import StreamApplier
     from projector.projection.base import Projection
-    from projector.sinks.aggregates.writer import AggregateSink
-    from projector.sinks.base import Sink
-    from projector.sinks.opensearch.writer import OpenSearchSink
+    from projector.stores.base import ProjectionStore
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,8 @@ class Runtime:
     def __init__(self, settings: Settings | None = None, registry: Registry | None = None) -> None:
         self.settings = settings or load_settings()
         self.registry = registry or load_projections(self.settings.projections)
+        self._stores: dict[str, ProjectionStore[Any]] = {}
+        self._stores_lock = threading.Lock()
 
     @cached_property
     def opensearch(self) -> Any:
@@ -43,50 +45,36 @@ class Runtime:
 
         return dynamodb_client(self.settings)
 
-    @cached_property
-    def document_sink(self) -> OpenSearchSink | None:
-        if not self.registry.documents:
-            return None
-        from projector.sinks.opensearch.known import KnownStates
-        from projector.sinks.opensearch.writer import OpenSearchSink
+    def store_for(self, projection: Projection) -> ProjectionStore[Any]:
+        """The store of ``projection``'s kind: one per kind, created on first use, kept as long as the
+        runtime (a warm Lambda container), so a store's memory of stored states outlives a batch."""
+        kind = kind_of(projection)
+        with self._stores_lock:
+            store = self._stores.get(kind)
+            if store is None:
+                store = self._stores[kind] = open_store(kind, self._connections())
+        return store
 
-        # the sink lives as long as the runtime (a warm Lambda container): it remembers stored states
-        return OpenSearchSink(self.opensearch, self.settings, known=KnownStates())
+    def _connections(self) -> Connections:
+        return Connections(
+            settings=self.settings,
+            opensearch=lambda: self.opensearch,
+            dynamodb=lambda: self.dynamodb,
+            missing_from_source=self._missing_from_source,
+        )
 
-    @cached_property
-    def aggregate_sink(self) -> AggregateSink | None:
-        if not self.registry.aggregates:
-            return None
-        from projector.sinks.aggregates.writer import AggregateSink
+    def _missing_from_source(self, item_ids: list[str]) -> set[str]:
+        """The ones of ``item_ids`` not in the source table (consistent reads)."""
+        from projector.verify.source import Source
 
-        return AggregateSink(self.dynamodb, self.settings)
-
-    @cached_property
-    def event_sink(self) -> Any:
-        """events hook: the sink folding event streams (None without event stream projections)."""
-        if not any(getattr(p, "kind", None) == "event_stream" for p in self.registry.documents):
-            return None
-        from projector.events.sink import EventStreamSink
-
-        return EventStreamSink(self.opensearch, self.dynamodb, self.settings)
+        found = Source.of(self.dynamodb, self.settings.source_table, 1).get(item_ids)
+        return {item_id for item_id in item_ids if item_id not in found}
 
     @cached_property
     def dead_letters(self) -> DeadLetterStore:
-        from projector.deadletters.store import open_store
+        from projector.deadletters.store import open_store as open_dead_letters
 
-        return open_store(self.settings)
-
-    def store_for(self, projection: Projection) -> Sink[Any]:
-        """The store a projection's changes go to (interim: the coordinator wires the stores' version)."""
-        if getattr(projection, "kind", None) == "event_stream":  # events hook
-            sink = self.event_sink
-        else:
-            from projector.projection.base import DocumentProjection
-
-            sink = self.document_sink if isinstance(projection, DocumentProjection) else self.aggregate_sink
-        if sink is None:
-            raise RuntimeError(f"no store configured for projection {projection.name!r}")
-        return sink  # type: ignore[no-any-return]  # event_sink is untyped until the stores land
+        return open_dead_letters(self.settings)
 
     @cached_property
     def stream_applier(self) -> StreamApplier:

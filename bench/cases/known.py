@@ -27,8 +27,8 @@ def known_states_gain(ctx: Context) -> dict[str, Any]:
     batches = workload.batches(sizes.batch_size)
     places = Indexes(ctx)
     _warm_handler(ctx, places, batches[0])
-    sink = runtime().document_sink
-    assert sink is not None
+    engine = runtime()
+    sink = engine.store_for(engine.registry.get("orders")).writer  # the search documents' writer
     remembered = Samples("handler, states remembered", "records/s")
     reading = Samples("handler, every id read (mget)", "records/s")
     checks: dict[str, Any] = {"failed_batches": 0, "mismatches": 0}

@@ -7,7 +7,6 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from projector.backfill.export import Export, ExportError
-from projector.projection.base import DocumentProjection
 
 if TYPE_CHECKING:
     from projector.projection.base import Projection
@@ -34,22 +33,22 @@ def check_begun_before_export(
     runtime: Runtime, export: Export, projections: list[Projection], targets: dict[str, dict[str, Any]]
 ) -> None:
     """A rebuild from an export needs the rebuild begun before the export time: changes between the
-    two would reach neither the export nor (through the stream) the new build. An index's creation
-    date proves it; an aggregate generation has no date, so that order is the operator's to keep."""
+    two would reach neither the export nor (through the stream) the new build. The build's creation
+    date proves it where the store keeps one (an index); where not (an aggregate generation) that order
+    is the operator's to keep."""
     for projection in projections:
-        if not isinstance(projection, DocumentProjection):
+        build = targets[projection.name]["target"]
+        began = runtime.store_for(projection).build_started_at(projection, build)
+        if began is None:
             logger.warning(
                 "%s: cannot check that its rebuild began before the export (%s); it must have",
                 projection.name,
                 export.url,
             )
             continue
-        index = targets[projection.name]["target"]
-        found = runtime.opensearch.indices.get_settings(index=index)
-        created_ms = int(found[index]["settings"]["index"]["creation_date"])
-        if created_ms / 1000 > export.export_time:
+        if began > export.export_time:
             raise ExportError(
-                f"the rebuild of {projection.name} ({index}) began after the export time of "
+                f"the rebuild of {projection.name} ({build}) began after the export time of "
                 f"{export.url}: the changes in between would be missing. Begin the rebuild "
                 "(--rebuild-phase begin), then start the export, then load it with --rebuild"
             )

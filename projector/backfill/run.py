@@ -24,18 +24,16 @@ from projector.backfill.dryrun import CollectingSink, WouldWrite
 from projector.backfill.exportfiles import ExportReader
 from projector.backfill.exportrun import check_begun_before_export, export_label, export_source
 from projector.backfill.ratelimit import TokenBucket
-from projector.backfill.rebuild import Rebuilds, kind_of
+from projector.backfill.rebuild import Rebuilds
 from projector.backfill.scanner import Page, SegmentScanner, SourceTable
 from projector.backfill.workitems import apply_pages
 from projector.exceptions import ProjectorError
 from projector.pipeline.outcome import BatchOutcome, Tally
-from projector.projection.base import DocumentProjection
 
 if TYPE_CHECKING:
     from projector.backfill.export import Export
     from projector.projection.base import Projection
     from projector.runtime import Runtime
-    from projector.sinks.base import Sink
 
 logger = logging.getLogger(__name__)
 
@@ -235,7 +233,8 @@ class Backfill:
                 self.check_begun_before_export(projections, checkpoint.rebuild)
             elif segments.whole:
                 targets = {
-                    p.name: {"kind": kind_of(p), "target": self.rebuilds.begin(p)} for p in projections
+                    p.name: {"kind": self.rebuilds.kind(p), "target": self.rebuilds.begin(p)}
+                    for p in projections
                 }
                 if checkpoint.rebuild is not None and checkpoint.rebuild != targets:
                     raise BackfillError(
@@ -311,7 +310,7 @@ class Backfill:
             export=self.export.to_json() if self.export is not None else None,
         )
         collector = CollectingSink() if options.dry_run else None
-        sinks = {p.name: collector or self._sink(p) for p in projections}
+        sinks: dict[str, Any] = {p.name: collector or self.runtime.store_for(p) for p in projections}
         applier = PageApplier(
             projections, sinks, source.key_attributes, checkpoint.scan_started_at, self.runtime.dead_letters
         )
@@ -368,20 +367,6 @@ class Backfill:
         report.stop_reason = self.stop_reason
         return report
 
-    def _sink(self, projection: Projection) -> Sink:
-        from projector.events.projection import is_event_stream
-
-        sink = (
-            self.runtime.event_sink  # events hook: streams are folded by the event sink
-            if is_event_stream(projection)
-            else self.runtime.document_sink
-            if isinstance(projection, DocumentProjection)
-            else self.runtime.aggregate_sink
-        )
-        if sink is None:
-            raise BackfillError(f"no sink for projection {projection.name!r}")
-        return sink
-
     def _segment(
         self,
         segment: int,
@@ -433,7 +418,7 @@ class Backfill:
         if layout.building == target:
             return self.rebuilds.finish(projection)
         if layout.read == target:
-            return target
+            return str(target)
         raise BackfillError(
             f"the rebuild of {projection.name} into {target} is no longer in progress "
             f"(reads {layout.read}, writes {list(layout.writes)}): it was rolled back"
@@ -442,7 +427,9 @@ class Backfill:
     # split rebuilds -------------------------------------------------------------------------------------
     def begin_phase(self) -> dict[str, Any]:
         """``--rebuild-phase begin``: start the rebuilds the pieces will fill; once, before any piece."""
-        return {p.name: {"kind": kind_of(p), "target": self.rebuilds.begin(p)} for p in self.selected()}
+        return {
+            p.name: {"kind": self.rebuilds.kind(p), "target": self.rebuilds.begin(p)} for p in self.selected()
+        }
 
     def finish_phase(self) -> dict[str, Any]:
         """``--rebuild-phase finish``: swap reads once every piece this machine can see has finished."""
@@ -460,4 +447,24 @@ class Backfill:
             raise BackfillError(
                 f"pieces not finished: {', '.join(unfinished)}; run them (with --resume) first"
             )
-        return {p.name: {"kind": kind_of(p), "reading": self.rebuilds.finish(p)} for p in self.selected()}
+        return {
+            p.name: {"kind": self.rebuilds.kind(p), "reading": self.rebuilds.finish(p)}
+            for p in self.selected()
+        }
+
+
+def rebuilder(runtime: Runtime) -> Callable[[Projection, int], tuple[str, str | None]]:
+    """How ``projector verify --repair`` rebuilds a drifted projection: a whole ``--rebuild`` backfill of
+    it alone, swapped when it finishes; (status, the build now serving reads)."""
+
+    def rebuild(projection: Projection, segments: int) -> tuple[str, str | None]:
+        options = BackfillOptions(
+            segments=segments, rebuild=True, projections=(projection.name,), label=f"repair-{projection.name}"
+        )
+        backfill = Backfill(runtime, options)
+        source = backfill.source()
+        result = backfill.run(source, backfill.prepare(source))
+        reading = (result.rebuild or {}).get(projection.name, {}).get("reading")
+        return result.status, reading
+
+    return rebuild

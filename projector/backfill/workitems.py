@@ -25,7 +25,6 @@ from projector.backfill.ratelimit import TokenBucket
 from projector.backfill.scanner import Page, SegmentScanner, SourceTable
 from projector.jsonsafe import jsonable, key_from_json
 from projector.pipeline.outcome import BatchOutcome, Tally
-from projector.projection.base import DocumentProjection
 from projector.retry import Deadline
 
 if TYPE_CHECKING:
@@ -142,10 +141,7 @@ def apply_pages(
 def _sinks(runtime: Runtime, names: list[str]) -> tuple[list[Any], dict[str, Any]]:
     registry = runtime.registry
     projections = [registry.get(name) for name in names] if names else list(registry.all)
-    sinks = {
-        p.name: runtime.document_sink if isinstance(p, DocumentProjection) else runtime.aggregate_sink
-        for p in projections
-    }
+    sinks = {p.name: runtime.store_for(p) for p in projections}
     return projections, sinks
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from projector.projection.rendering import Rejected
-from projector.sinks.base import SinkResult
+from projector.stores.base import SinkResult
 
 if TYPE_CHECKING:
     from projector.changes.types import Change

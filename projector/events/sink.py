@@ -39,12 +39,12 @@ from projector.events.types import Event, EventError, read_version, recorded_eve
 from projector.projection.rendering import Rejected
 from projector.retry.policy import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, retrying
 from projector.retry.transient import is_transient_answer
-from projector.sinks.base import ItemChanges, Sink
 from projector.sinks.opensearch import indexes
 from projector.sinks.opensearch.chunks import by_size
 from projector.sinks.opensearch.client import CountingClient, RequestCounter
 from projector.sinks.opensearch.errors import describe_error, is_retryable
 from projector.sinks.opensearch.types import WriteLimits
+from projector.stores.base import ItemChanges
 
 if TYPE_CHECKING:
     from projector.config.settings import Settings
@@ -58,7 +58,7 @@ _ensured: set[tuple[str, str]] = set()
 _lock = threading.Lock()
 
 
-class EventStreamSink(Sink["EventStreamProjection"]):
+class EventStreamSink:
     """Applies stream records of an events table to the document projections folding them."""
 
     def __init__(
@@ -136,7 +136,7 @@ class EventStreamSink(Sink["EventStreamProjection"]):
                     result.stale += 1  # another category's stream: not this projection's
                     continue
                 try:
-                    step: Event | Rejected | None = projection.catalog.typed(recorded)
+                    step: Event[Any] | Rejected | None = projection.catalog.typed(recorded)
                 except EventError as error:
                     step = Rejected(str(error))
                 stream = streams.setdefault(recorded.stream_id, StreamBatch(recorded.stream_id))
@@ -209,7 +209,7 @@ class EventStreamSink(Sink["EventStreamProjection"]):
             ids = [projection.doc_id(stream.stream_id) for stream in chunk]
 
             def once(ids: list[str] = ids) -> dict[str, Any]:
-                response = client.mget(
+                response: dict[str, Any] = client.mget(
                     index=target, body={"ids": ids}, realtime=True, request_timeout=self._timeout(deadline)
                 )
                 failed = [doc["error"] for doc in response["docs"] if "error" in doc]
@@ -267,7 +267,7 @@ class EventStreamSink(Sink["EventStreamProjection"]):
         self, projection: EventStreamProjection, stream: StreamBatch, state: StreamState | None
     ) -> tuple[StreamState | None, FoldStop | None]:
         base = state.version if state else 0
-        steps: list[tuple[int, Event | None]] = []
+        steps: list[tuple[int, Event[Any] | None]] = []
         stop: FoldStop | None = None
         for version in range(base + 1, max(stream.by_version) + 1):
             step = stream.step(version)
@@ -354,7 +354,7 @@ class EventStreamSink(Sink["EventStreamProjection"]):
         prefix = self.settings.index_prefix
 
         def resolve() -> list[str]:
-            targets = indexes.write_targets(
+            targets: list[str] = indexes.write_targets(
                 client, projection, prefix, request_timeout=self._timeout(deadline)
             )
             if targets:
@@ -367,7 +367,10 @@ class EventStreamSink(Sink["EventStreamProjection"]):
                 _ensured.add(key)
             return indexes.write_targets(client, projection, prefix, request_timeout=self._timeout(deadline))
 
-        return self._call(deadline, f"resolving the write alias of {prefix}{projection.name}", resolve)
+        targets: list[str] = self._call(
+            deadline, f"resolving the write alias of {prefix}{projection.name}", resolve
+        )
+        return targets
 
 
 class _Retry(Exception):

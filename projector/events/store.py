@@ -19,7 +19,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 from boto3.dynamodb.types import TypeSerializer
 from botocore.exceptions import ClientError
@@ -259,7 +259,7 @@ def _payload(data: Mapping[str, Any], layout: EventLayout) -> dict[str, Any]:
         raise AppendError(f"an event's data must be an object, got {type(data).__name__}")
     if layout.payload == "map":
         try:
-            return _serializer.serialize(dict(data))
+            return cast("dict[str, Any]", _serializer.serialize(dict(data)))  # the stubs' TypedDict is a map
         except TypeError as error:
             raise AppendError(f"{layout.data_attribute}: {error} (use Decimal, not float)") from None
     from projector.sinks.opensearch.serializer import SerializationError, to_json

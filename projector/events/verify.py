@@ -28,13 +28,15 @@ from projector.events.fold import StreamState, fold
 from projector.events.store import EventStore
 from projector.events.types import EventError, read_stream_id, read_version
 from projector.projection.rendering import Rejected
-from projector.sinks.opensearch import indexes
 from projector.sinks.opensearch.types import READ_FILTER
+from projector.verify.checks import ProjectionCheck, Rebuild
 from projector.verify.types import Finding, Verdict
 
 if TYPE_CHECKING:
     from projector.events.projection import EventStreamProjection
     from projector.runtime import Runtime
+    from projector.stores.events import EventStreamStore
+    from projector.verify.source import Source
 
 logger = logging.getLogger(__name__)
 
@@ -51,24 +53,40 @@ class StreamCandidate:
     events: int
 
 
-class StreamCheck:
+class StreamCheck(ProjectionCheck):
     """Compares one event stream projection's read index with the folds of the scanned streams."""
 
     def __init__(self, runtime: Runtime, projection: EventStreamProjection) -> None:
         self.projection = projection
-        self.client = runtime.opensearch
-        self.store = EventStore(runtime.dynamodb, runtime.settings.source_table, projection.layout)
-        index = indexes.read_index(self.client, projection, runtime.settings.index_prefix)
+        documents: EventStreamStore = runtime.store_for(projection)  # type: ignore[assignment]  # the event-stream kind's store
+        self.client = documents.client
+        self.store = EventStore(documents.events.dynamodb, documents.settings.source_table, projection.layout)
+        index = documents.read_index(projection)
         if index is None:
-            raise LookupError(
-                f"{runtime.settings.index_prefix}{projection.name} has no read index: run setup"
-            )
+            raise LookupError(f"{documents.prefix}{projection.name} has no read index: run setup")
         self.index: str = index
         self.steps: dict[str, list[tuple[int, Any]]] = defaultdict(list)
+        self.first: list[StreamCandidate] = []
+        self.stable: list[StreamCandidate] = []
         self._lock = threading.Lock()
 
+    # the check's phases -----------------------------------------------------------------------------------
+    def add(self, items: list[dict[str, Any]], read_at: float) -> None:
+        self.collect(items)
+
+    def first_pass(self) -> int:
+        self.first = self.candidates()
+        return len(self.first)
+
+    def settle(self, source: Source, checked: int) -> Verdict:
+        verdict, self.stable = self.settle_candidates(self.first)
+        return verdict
+
+    def repair(self, verdict: Verdict, rebuild: Rebuild | None, segments: int) -> tuple[int, str | None]:
+        return sum(self.repair_one(candidate) for candidate in self.stable), None
+
     # the scan ---------------------------------------------------------------------------------------------
-    def add(self, items: list[dict[str, Any]]) -> None:
+    def collect(self, items: list[dict[str, Any]]) -> None:
         """Collect the scanned events of this projection's streams (thread-safe)."""
         local: dict[str, list[tuple[int, Any]]] = defaultdict(list)
         for item in items:
@@ -143,7 +161,7 @@ class StreamCheck:
             kind = "mismatch"
         return StreamCandidate(stream_id, doc_id, kind, expected, state, 0) if kind else None
 
-    def settle(self, first: list[StreamCandidate]) -> tuple[Verdict, list[StreamCandidate]]:
+    def settle_candidates(self, first: list[StreamCandidate]) -> tuple[Verdict, list[StreamCandidate]]:
         """Second pass over the candidates, each stream re-read from the table; (verdict, stable drift)."""
         verdict = Verdict(self.projection.name, "search", checked=len(self.steps))
         stable: list[StreamCandidate] = []
@@ -193,7 +211,7 @@ class StreamCheck:
         return [hit["_id"] for hit in helpers.scan(self.client, query=query, index=self.index, size=2000)]
 
     # repairing --------------------------------------------------------------------------------------------
-    def repair(self, candidate: StreamCandidate) -> bool:
+    def repair_one(self, candidate: StreamCandidate) -> bool:
         """One versioned write of the fold (a tombstone for an extra); False when a newer write won."""
         from projector.events.documents import body
 

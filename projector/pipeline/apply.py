@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from projector.logsafe import loggable, projection_scope
 from projector.pipeline.outcome import BatchOutcome, Tally
-from projector.sinks.base import ItemChanges, SinkResult
+from projector.stores.base import ItemChanges, SinkResult
 
 if TYPE_CHECKING:
     from projector.changes.types import Change
@@ -29,7 +29,7 @@ logger = logging.getLogger(__name__)
 
 
 class AppliesChanges(Protocol):
-    """The part of a projection's store the apply path uses (``Sink``, ProjectionStore, test fakes)."""
+    """The part of a projection's store the apply path uses (every ProjectionStore, test fakes)."""
 
     def apply(self, projection: Any, items: Sequence[ItemChanges], deadline: Deadline) -> SinkResult: ...
 

@@ -6,6 +6,7 @@ import importlib
 import logging
 import pkgutil
 from dataclasses import dataclass, field
+from types import ModuleType
 
 from projector.config.exceptions import ConfigurationError
 from projector.projection.base import AggregateProjection, DocumentProjection, Projection
@@ -70,7 +71,7 @@ def load_projections(modules: str) -> Registry:
     return Registry(documents=documents, aggregates=aggregates, by_name=dict(found))
 
 
-def _import_tree(name: str) -> list:
+def _import_tree(name: str) -> list[ModuleType]:
     try:
         module = importlib.import_module(name)
     except ImportError as error:

@@ -166,7 +166,8 @@ def _listed(where: Where) -> list[str | Condition]:
 def _search(client: OpenSearch, settings: Settings, alias: str, body: dict[str, Any]) -> dict[str, Any]:
     logger.debug("search %s: %s", alias, body)
     try:
-        return client.search(index=alias, body=body)
+        found: dict[str, Any] = client.search(index=alias, body=body)
+        return found
     except NotFoundError:
         raise SearchUnavailable(f"{alias} does not exist: run `projector setup` first") from None
     except OpenSearchConnectionError as error:
@@ -177,9 +178,9 @@ def _search(client: OpenSearch, settings: Settings, alias: str, body: dict[str, 
 
 
 def _cause(error: OpenSearchConnectionError) -> str:
-    cause = error.info if isinstance(error.info, BaseException) else error
-    while cause.__cause__ is not None or cause.__context__ is not None:
-        cause = cause.__cause__ or cause.__context__
+    cause: BaseException = error.info if isinstance(error.info, BaseException) else error
+    while (deeper := cause.__cause__ or cause.__context__) is not None:
+        cause = deeper
     return (cause.strerror if isinstance(cause, OSError) else None) or str(cause)
 
 

@@ -1,8 +1,9 @@
 """Verify: compare every projection with the source table, report stable drift, repair it exactly.
 
-Units: ``source`` (parallel scan and re-reads), ``opensearch`` (search projections: compare, extras,
-versioned repair writes), ``aggregates`` (group recomputation and rows), ``verifier`` (the two passes,
-the stability rule, repair and the verify after it), ``types`` (findings and the report).
+Units: ``source`` (parallel scan and re-reads), ``checks`` (what verify asks of every kind of
+projection), ``opensearch`` (search projections: compare, extras, versioned repair writes),
+``aggregates`` (group recomputation and rows), ``verifier`` (the two passes over whatever checks the
+projections' kinds name, repair and the verify after it), ``types`` (findings and the report).
 """
 
 from __future__ import annotations

@@ -17,14 +17,28 @@ from typing import TYPE_CHECKING, Any
 
 from projector.retry import Deadline, retrying
 from projector.retry.transient import is_transient
-from projector.sinks.aggregates.keys import GROUP_KEY_ATTRIBUTE, group_of, projection_of_group_row
+from projector.sinks.aggregates.keys import (
+    GROUP_KEY_ATTRIBUTE,
+    generation_sk,
+    group_of,
+    group_pk,
+    key,
+    projection_of_group_row,
+)
+from projector.sinks.aggregates.numbers import add, decimal_of, subtract
 from projector.sinks.aggregates.reader import render_measure
-from projector.sinks.aggregates.table import AggregateTable
-from projector.sinks.aggregates.types import add, decimal_of, generation_sk, group_pk, key, subtract
+from projector.verify.checks import ProjectionCheck, Rebuild
+from projector.verify.restore import aggregate_backwards
+from projector.verify.source import decoded
+from projector.verify.types import Finding, Verdict
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from projector.projection.base import AggregateProjection
     from projector.runtime import Runtime
+    from projector.stores.aggregates import AggregateStore
+    from projector.verify.source import Source
 
 logger = logging.getLogger(__name__)
 
@@ -32,17 +46,83 @@ Measures = dict[str, Decimal]
 GROUP_MARK = "#group"  # natural (``#group#``) and hashed (``#group~sha256#``) group rows
 
 
-class GroupCheck:
-    """Recomputes one aggregate projection from scanned items and compares it with its group rows."""
+class GroupCheck(ProjectionCheck):
+    """Recomputes one aggregate projection from scanned items and compares it with its group rows.
+
+    A group is drift when its row differs from the recomputation in the full pass and again after the
+    settle wait (a second scan recomputes just the candidate groups, their rows are re-read) *by the same
+    amount*: live changes move both sides, a corrupted or lost update keeps the difference.
+    """
 
     def __init__(self, runtime: Runtime, projection: AggregateProjection) -> None:
         self.runtime = runtime
         self.projection = projection
-        self.generation = AggregateTable(runtime.dynamodb, runtime.settings).meta(projection).read_generation
+        self.store: AggregateStore = runtime.store_for(projection)  # type: ignore[assignment]  # the aggregate kind's store
+        self.generation = self.store.read_generation(projection)
         self.expected: dict[str, Measures] = {}
+        self.first: dict[str, tuple[str, Measures, Measures]] = {}
+        self.groups = 0  # groups compared in the full pass
         self._lock = threading.Lock()
 
-    def add(self, items: Iterable[dict[str, Any]], only: set[str] | None = None) -> None:
+    # the check's phases ---------------------------------------------------------------------------------
+    def add(self, items: list[dict[str, Any]], read_at: float) -> None:
+        self.collect(items)
+
+    def first_pass(self) -> int:
+        return self.first_passes([self])
+
+    @classmethod
+    def first_passes(cls, checks: Sequence[ProjectionCheck]) -> int:
+        """The rows of every check's read generation in one consistent scan, then each comparison."""
+        groups = [check for check in checks if isinstance(check, GroupCheck)]
+        rows = read_group_rows(groups)
+        for check in groups:
+            found = rows[check.projection.name]
+            check.groups = len(check.expected.keys() | found.keys())
+            check.first = check.differences(found)
+        return sum(len(check.first) for check in groups)
+
+    def settle(self, source: Source, checked: int) -> Verdict:
+        verdict = Verdict(self.projection.name, "aggregate", checked=self.groups)
+        if not self.first:
+            return verdict
+        candidates = set(self.first)
+        self.expected = {}
+        source.scan(lambda page: self.collect(decoded(page), only=candidates))
+        again = self.differences(self.rows_of(candidates), candidates)
+        for group, (kind, expected, actual) in self.first.items():
+            if group not in again:
+                continue
+            _, expected_now, actual_now = again[group]
+            if delta(expected, actual) != delta(expected_now, actual_now):
+                verdict.unsettled += 1
+                continue
+            verdict.findings.append(
+                Finding(
+                    kind, group, {"expected": self.render(expected_now), "actual": self.render(actual_now)}
+                )
+            )
+        return verdict
+
+    def backwards(self, verdict: Verdict, source: Source) -> int:
+        if not verdict.drift:  # reads every contribution record: only when something is wrong
+            return 0
+        return aggregate_backwards(self.runtime, self.projection, self.generation, source)
+
+    def repair(self, verdict: Verdict, rebuild: Rebuild | None, segments: int) -> tuple[int, str | None]:
+        """Aggregates are repaired exactly by a rebuild of the projection into a new generation."""
+        name = self.projection.name
+        if self.store.describe(self.projection).rebuilding:
+            return 0, "a rebuild is in progress: not repaired (its swap replaces the drifted generation)"
+        if rebuild is None:
+            return 0, f"not repaired: rebuild it with `projector backfill --rebuild --projection {name}`"
+        status, reading = rebuild(self.projection, segments)
+        if status != "finished":
+            return 0, f"rebuild {status}: finish it with `projector backfill --rebuild --projection {name}`"
+        return verdict.drift, f"rebuilt into {reading}"
+
+    # recomputing ----------------------------------------------------------------------------------------
+    def collect(self, items: Iterable[dict[str, Any]], only: set[str] | None = None) -> None:
         """Add the contributions of scanned items (to the ``only`` groups, when given)."""
         local: dict[str, Measures] = {}
         for item in items:
@@ -82,12 +162,12 @@ class GroupCheck:
 
     def rows_of(self, groups: Iterable[str]) -> dict[str, Measures]:
         """The read generation's rows of ``groups`` (consistent GetItem each: a re-check is small)."""
-        table = self.runtime.settings.aggregates_table
+        table = self.store.table_name
         rows: dict[str, Measures] = {}
         for group in groups:
             row_key = key(group_pk(self.projection.name, group), generation_sk(self.generation))
             item = retrying(Deadline.never(), is_transient, what="GetItem")(
-                lambda row_key=row_key: self.runtime.dynamodb.get_item(
+                lambda row_key=row_key: self.store.client.get_item(
                     TableName=table, Key=row_key, ConsistentRead=True
                 )
             ).get("Item")
@@ -105,20 +185,21 @@ class GroupCheck:
         }
 
 
-def read_group_rows(runtime: Runtime, checks: list[GroupCheck]) -> dict[str, dict[str, Measures]]:
+def read_group_rows(checks: list[GroupCheck]) -> dict[str, dict[str, Measures]]:
     """Every group row of each check's read generation, by projection and group, in one consistent Scan."""
     wanted = {check.projection.name: generation_sk(check.generation) for check in checks}
     by_name = {check.projection.name: check for check in checks}
     rows: dict[str, dict[str, Measures]] = {name: {} for name in wanted}
     if not checks:
         return rows
+    store = checks[0].store
 
     def scan() -> None:
-        for store in rows.values():
-            store.clear()
-        paginator = runtime.dynamodb.get_paginator("scan")
+        for found in rows.values():
+            found.clear()
+        paginator = store.client.get_paginator("scan")
         pages = paginator.paginate(
-            TableName=runtime.settings.aggregates_table,
+            TableName=store.table_name,
             ConsistentRead=True,
             FilterExpression="contains(pk, :mark)",
             ExpressionAttributeValues={":mark": {"S": GROUP_MARK}},

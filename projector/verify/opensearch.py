@@ -33,10 +33,12 @@ from opensearchpy.exceptions import ConflictError
 
 from projector.changes.builders import change_from_item
 from projector.changes.types import BackfillStamp
-from projector.sinks.opensearch import indexes
 from projector.sinks.opensearch.ids import document_id, item_id_of
 from projector.sinks.opensearch.serializer import dumps, merge_objects, to_json
 from projector.sinks.opensearch.types import META_FIELD, READ_FILTER, meta_of
+from projector.verify.checks import ProjectionCheck, Rebuild
+from projector.verify.restore import search_backwards
+from projector.verify.types import Finding, Verdict
 from projector.versioning import AttributeScheme, ItemState, VersionError, scheme_for
 from projector.versioning.schemes import LIFE_MARGIN_S
 
@@ -44,6 +46,7 @@ if TYPE_CHECKING:
     from projector.projection.base import DocumentProjection
     from projector.runtime import Runtime
     from projector.sinks.opensearch.types import StoredDocument
+    from projector.stores.search import SearchDocumentStore
     from projector.verify.source import Source
 
 logger = logging.getLogger(__name__)
@@ -64,23 +67,63 @@ class Candidate:
     read_at: float
 
 
-class DocumentCheck:
+class DocumentCheck(ProjectionCheck):
     """Compares one search projection's read index with source items (thread-safe)."""
 
     def __init__(self, runtime: Runtime, projection: DocumentProjection) -> None:
+        self.runtime = runtime
         self.projection = projection
-        self.client = runtime.opensearch
-        self.sink = runtime.document_sink
+        self.store: SearchDocumentStore = runtime.store_for(projection)  # type: ignore[assignment]  # the document kind's store
+        self.client = self.store.client
         self.scheme = scheme_for(projection.version)
         self.key_attributes = projection.key_attributes
-        index = indexes.read_index(self.client, projection, runtime.settings.index_prefix)
+        index = self.store.read_index(projection)
         if index is None:
-            raise LookupError(
-                f"{runtime.settings.index_prefix}{projection.name} has no read index: run setup"
-            )
+            raise LookupError(f"{self.store.prefix}{projection.name} has no read index: run setup")
         self.index: str = index
         self.seen: set[str] = set()
+        self.first: list[Candidate] = []
+        self.stable: list[Candidate] = []
         self._lock = threading.Lock()
+
+    # the check's phases ---------------------------------------------------------------------------------
+    def add(self, items: list[dict[str, Any]], read_at: float) -> None:
+        found = self.compare(items, read_at)
+        with self._lock:
+            self.first.extend(found)
+
+    def first_pass(self) -> int:
+        self.first.extend(self.extras())
+        return len(self.first)
+
+    def settle(self, source: Source, checked: int) -> Verdict:
+        """Second pass: a candidate is drift only if it still disagrees and its item did not change."""
+        verdict = Verdict(self.projection.name, "search", checked=checked)
+        stable: list[Candidate] = []
+        if self.first:
+            again = self.recheck(source, [candidate.id for candidate in self.first])
+            for before in self.first:
+                after = again.get(before.id)
+                if after is None:
+                    continue  # caught up meanwhile: stream lag, not drift
+                if after.item != before.item:
+                    verdict.unsettled += 1
+                    continue
+                if after.kind == KEPT:
+                    verdict.kept += 1
+                    continue
+                stable.append(after)
+                verdict.findings.append(Finding(after.kind, after.id, self.finding_detail(after)))
+        self.stable = stable
+        return verdict
+
+    def backwards(self, verdict: Verdict, source: Source) -> int:
+        return search_backwards(verdict)
+
+    def repair(self, verdict: Verdict, rebuild: Rebuild | None, segments: int) -> tuple[int, str | None]:
+        """Versioned writes into the index serving reads now (looked up again: a swap may have happened)."""
+        fresh = DocumentCheck(self.runtime, self.projection)
+        return sum(fresh.repair_one(candidate) for candidate in self.stable), None
 
     # comparing ------------------------------------------------------------------------------------------
     def compare(self, items: list[dict[str, Any]], read_at: float) -> list[Candidate]:
@@ -103,8 +146,7 @@ class DocumentCheck:
         return {found.id: found for found in self._candidates(source.get(ids), stored, ids, read_at)}
 
     def _stored(self, ids: list[str]) -> dict[str, StoredDocument]:
-        assert self.sink is not None
-        return self.sink.read_documents(self.projection, ids, index=self.index) if ids else {}
+        return self.store.read_documents(self.projection, ids, build=self.index) if ids else {}
 
     def _candidates(
         self,
@@ -176,7 +218,7 @@ class DocumentCheck:
         return detail
 
     # repairing ------------------------------------------------------------------------------------------
-    def repair(self, candidate: Candidate) -> bool:
+    def repair_one(self, candidate: Candidate) -> bool:
         """One versioned write that puts the document right; False when a newer write got there first."""
         now = candidate.read_at
         stored = candidate.stored.state if candidate.stored is not None else None

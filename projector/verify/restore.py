@@ -16,7 +16,8 @@ from projector.projection.base import AggregateProjection, AttributeVersion
 from projector.records import DecodeError, decode_image
 from projector.retry import Deadline, retrying
 from projector.retry.transient import is_transient
-from projector.sinks.aggregates.types import decode_record, generation_sk, item_pk, key
+from projector.sinks.aggregates.keys import generation_sk, item_pk, key
+from projector.sinks.aggregates.records import decode_record
 
 if TYPE_CHECKING:
     from projector.runtime import Runtime

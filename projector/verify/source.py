@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from projector.backfill.scanner import SegmentScanner, SourceTable
 from projector.exceptions import ProjectorError
-from projector.records import decode_image
+from projector.records import DecodeError, decode_image
 from projector.retry import Deadline, retrying
 from projector.retry.transient import is_transient
 
@@ -36,6 +36,11 @@ class Source:
         self.segments = segments
         self.page_size = page_size
         self.stop = threading.Event()
+
+    @classmethod
+    def of(cls, client: Any, table_name: str, segments: int) -> Source:
+        """The source table named ``table_name``, its key schema read from DynamoDB."""
+        return cls(client, SourceTable.describe(client, table_name), segments)
 
     def scan(self, on_page: Callable[[Page], None]) -> int:
         """Call ``on_page`` for every page (from worker threads); the number of items read."""
@@ -88,3 +93,14 @@ class Source:
                 what=f"BatchGetItem on {self.table.name}",
             )(once)
         return found
+
+
+def decoded(page: Page) -> list[dict[str, Any]]:
+    """A page's items as projections see them; an item that cannot be decoded is skipped."""
+    items = []
+    for raw in page.items:
+        try:
+            items.append(decode_image(raw))
+        except DecodeError:
+            continue
+    return items

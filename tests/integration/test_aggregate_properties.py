@@ -33,8 +33,9 @@ from projector.config import Settings
 from projector.projection.base import AggregateProjection, Count, Sum
 from projector.retry import Deadline
 from projector.sinks.aggregates import AggregateSink, ensure_table, numbers, render_measure
-from projector.sinks.aggregates.types import decode_record, group_pk, item_pk, meta_pk
-from projector.sinks.base import ItemChanges
+from projector.sinks.aggregates.keys import group_pk, item_pk, meta_pk
+from projector.sinks.aggregates.records import decode_record
+from projector.stores.base import ItemChanges
 
 pytestmark = pytest.mark.integration
 

@@ -23,6 +23,7 @@ import pytest
 
 from devservers.workload import change_order, seed_orders
 from projector.backfill import Backfill, BackfillOptions, BackfillReport, Checkpoint, SegmentRange
+from projector.backfill.run import rebuilder
 from projector.retry import Deadline
 from projector.runner import to_lambda_record
 from projector.runtime import Runtime
@@ -136,7 +137,7 @@ def backfill(runtime: Runtime, **options: Any) -> BackfillReport:
 
 
 def verify(runtime: Runtime, settle_s: float = 1.0, **options: Any) -> VerifyReport:
-    return Verifier(runtime, VerifyOptions(settle_s=settle_s, **options)).run()
+    return Verifier(runtime, VerifyOptions(settle_s=settle_s, **options), rebuild=rebuilder(runtime)).run()
 
 
 def assert_matches_truth(runtime: Runtime, dynamodb: Any, opensearch: Any) -> None:

@@ -25,7 +25,7 @@ from projector.projection.base import AggregateProjection, Count, Sum
 from projector.retry import Deadline
 from projector.runtime import Runtime
 from projector.sinks.aggregates import AggregateSink, AggregateTable, read_aggregate, render_measure
-from projector.sinks.base import ItemChanges
+from projector.stores.base import ItemChanges
 from tests.integration.test_aggregate_sink import (
     ENDPOINT,
     Source,

@@ -13,12 +13,12 @@ from projections.orders import order_document, orders
 from projector.changes.types import Change, ChangeKind, StreamPosition
 from projector.config.settings import Settings
 from projector.retry.deadline import Deadline
-from projector.sinks.base import ItemChanges
 from projector.sinks.opensearch import indexes
 from projector.sinks.opensearch.client import build_client
 from projector.sinks.opensearch.errors import IndexLayoutError
 from projector.sinks.opensearch.types import META_FIELD, READ_FILTER
 from projector.sinks.opensearch.writer import OpenSearchSink
+from projector.stores.base import ItemChanges
 
 if TYPE_CHECKING:
     from tests.conftest import IsolatedEnv

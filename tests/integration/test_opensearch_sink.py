@@ -20,12 +20,12 @@ from projector.changes.types import Change, ChangeKind, StreamPosition
 from projector.config.settings import Settings
 from projector.retry.deadline import Deadline
 from projector.retry.policy import RetryPolicy
-from projector.sinks.base import ItemChanges, SinkResult
 from projector.sinks.opensearch import indexes
 from projector.sinks.opensearch.client import build_client
 from projector.sinks.opensearch.serializer import to_json
 from projector.sinks.opensearch.types import META_FIELD, WriteLimits
 from projector.sinks.opensearch.writer import OpenSearchSink
+from projector.stores.base import ItemChanges, SinkResult
 
 if TYPE_CHECKING:
     from tests.conftest import IsolatedEnv

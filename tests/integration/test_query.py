@@ -26,11 +26,11 @@ from projector.query import QueryError, SearchUnavailable, facets, pages, search
 from projector.query.builder import build_search
 from projector.query.types import SearchRequest
 from projector.retry.deadline import Deadline
-from projector.sinks.base import ItemChanges
 from projector.sinks.opensearch import indexes
 from projector.sinks.opensearch.client import build_client
 from projector.sinks.opensearch.types import META_FIELD
 from projector.sinks.opensearch.writer import OpenSearchSink
+from projector.stores.base import ItemChanges
 from tests.support.polling import wait_until
 from tests.support.projections import CARTS
 

@@ -18,10 +18,17 @@ from projector.config import Settings
 from projector.projection.base import Sum
 from projector.retry import Deadline
 from projector.sinks.aggregates import AggregateSink, ensure_table, numbers, read_aggregate, render_measure
-from projector.sinks.aggregates.keys import MAX_PARTITION_KEY_BYTES, fitted, group_of, projection_of_group_row
+from projector.sinks.aggregates.contributions import diff
+from projector.sinks.aggregates.keys import (
+    MAX_PARTITION_KEY_BYTES,
+    fitted,
+    group_of,
+    group_pk,
+    item_pk,
+    projection_of_group_row,
+)
 from projector.sinks.aggregates.numbers import NumberOutOfRange
-from projector.sinks.aggregates.types import diff, group_pk, item_pk
-from projector.sinks.base import ItemChanges
+from projector.stores.base import ItemChanges
 
 pytestmark = pytest.mark.unit
 

@@ -24,7 +24,7 @@ from projector.pipeline import BatchOutcome, DeadLetterRule, StreamApplier, Unna
 from projector.projection.base import Projection
 from projector.redrive import redrive
 from projector.retry import Deadline
-from projector.sinks.base import ItemChanges, SinkResult
+from projector.stores.base import ItemChanges, SinkResult
 
 pytestmark = pytest.mark.unit
 

@@ -19,7 +19,7 @@ from projector.changes.types import ChangeKind
 from projector.deadletters.store import FileDeadLetterStore
 from projector.retry import Deadline, RetryPolicy
 from projector.retry.transient import is_transient
-from projector.sinks.base import ItemChanges, Sink, SinkResult
+from projector.stores.base import ItemChanges, SinkResult
 
 FAST = RetryPolicy(max_attempts=4, initial_wait_s=0.001, max_wait_s=0.002, jitter_s=0.0)
 
@@ -99,7 +99,7 @@ def test_validation_errors_are_not_retried() -> None:
         list(SegmentScanner(client, "orders", 1, 10, threading.Event(), policy=FAST).pages(0))
 
 
-class RecordingSink(Sink[Any]):
+class RecordingSink:
     def __init__(self, fail: set[str] = frozenset(), poison: set[str] = frozenset()) -> None:
         self.calls: list[list[ItemChanges]] = []
         self.fail, self.poison = fail, poison

@@ -18,12 +18,14 @@ from projector.config import Settings
 from projector.projection.base import AggregateProjection, Count, DocumentProjection, Sum
 from projector.retry import Deadline
 from projector.sinks.aggregates import AggregateSink
-from projector.sinks.aggregates.types import AggregateResult, StoredRecord, generation_sk, item_pk
+from projector.sinks.aggregates.keys import generation_sk, item_pk
+from projector.sinks.aggregates.plans import AggregateResult
+from projector.sinks.aggregates.records import StoredRecord
 from projector.sinks.aggregates.writer import _ApplyCall
-from projector.sinks.base import ItemChanges
 from projector.sinks.opensearch.progress import ItemWrite
 from projector.sinks.opensearch.types import WriteLimits
 from projector.sinks.opensearch.writer import OpenSearchSink, _TargetWrite
+from projector.stores.base import ItemChanges
 from projector.versioning import ItemState
 from tests.unit.test_fold_rejections import ATTRIBUTE, KEY, image, insert, modify, position, remove, replayed
 

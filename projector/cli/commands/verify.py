@@ -47,12 +47,14 @@ def command(
     source item unchanged (or the group's difference unchanged), is reported; items still changing
     count as "unsettled". Exit 1 when drift remains (after --repair: when the repair left any).
     """
+    from projector.backfill.run import rebuilder
     from projector.runtime import Runtime
     from projector.verify import Verifier, VerifyOptions
 
     options = VerifyOptions(projections=projections, segments=segments, settle_s=settle_s, repair=repair)
     try:
-        report = Verifier(Runtime(), options).run()
+        runtime = Runtime()
+        report = Verifier(runtime, options, rebuild=rebuilder(runtime)).run()
     except LookupError as error:
         raise CommandError(str(error)) from None
     emit(report.to_json(), as_json, _print_report)

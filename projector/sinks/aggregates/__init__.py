@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from projector.sinks.aggregates.plans import AggregateResult
 from projector.sinks.aggregates.reader import read_aggregate, render_measure
-from projector.sinks.aggregates.table import AggregateTable, Description, RebuildError, ensure_table
-from projector.sinks.aggregates.types import AggregateResult, Meta
+from projector.sinks.aggregates.table import AggregateTable, Description, Meta, RebuildError, ensure_table
 from projector.sinks.aggregates.writer import AggregateSink
 
 __all__ = [

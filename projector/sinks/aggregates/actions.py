@@ -13,20 +13,13 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from projector.exceptions import ProjectorError
-from projector.sinks.aggregates.keys import GROUP_KEY_ATTRIBUTE
-from projector.sinks.aggregates.numbers import fits
-from projector.sinks.aggregates.types import (
-    Contributions,
-    add,
-    encode_record,
-    generation_sk,
-    group_pk,
-    key,
-    number,
-)
+from projector.sinks.aggregates.contributions import Contributions
+from projector.sinks.aggregates.keys import GROUP_KEY_ATTRIBUTE, generation_sk, group_pk, key
+from projector.sinks.aggregates.numbers import add, fits, number
+from projector.sinks.aggregates.records import encode_record
 
 if TYPE_CHECKING:
-    from projector.sinks.aggregates.types import ItemPlan
+    from projector.sinks.aggregates.plans import ItemPlan
 
 logger = logging.getLogger(__name__)
 

@@ -20,13 +20,9 @@ from botocore.exceptions import ClientError
 from projector.retry.deadline import Deadline
 from projector.retry.policy import retrying
 from projector.retry.transient import error_code, is_transient
-from projector.sinks.aggregates.types import (
-    Calls,
-    decode_record,
-    encode_record,
-    generation_sk,
-    item_pk,
-)
+from projector.sinks.aggregates.calls import Calls
+from projector.sinks.aggregates.keys import generation_sk, item_pk
+from projector.sinks.aggregates.records import decode_record, encode_record
 
 if TYPE_CHECKING:
     from projector.projection.base import AggregateProjection

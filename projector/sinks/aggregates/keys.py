@@ -14,12 +14,15 @@ from __future__ import annotations
 import hashlib
 import logging
 
+from projector.sinks.aggregates.numbers import AttributeValue
+
 logger = logging.getLogger(__name__)
 
 MAX_PARTITION_KEY_BYTES = 2048
 HASHED = "~sha256"
 GROUP_KEY_ATTRIBUTE = "group-key"
 """The full group key on every group row (a name no measure can have: measures are [a-z0-9_])."""
+RESERVED_ATTRIBUTES = frozenset({"pk", "sk", GROUP_KEY_ATTRIBUTE})
 
 
 def fitted(projection: str, kind: str, natural_id: str) -> str:
@@ -44,3 +47,25 @@ def projection_of_group_row(pk: str) -> str | None:
     if sep and (rest.startswith("group#") or rest.startswith(f"group{HASHED}#")):
         return name
     return None
+
+
+def item_pk(projection: str, item_id: str) -> str:
+    """The record's partition key: natural, or hashed when too long for DynamoDB (``keys.py``)."""
+    return fitted(projection, "item", item_id)
+
+
+def group_pk(projection: str, group: str) -> str:
+    """The group row's partition key: natural, or hashed when too long for DynamoDB (``keys.py``)."""
+    return fitted(projection, "group", group)
+
+
+def meta_pk(projection: str) -> str:
+    return f"{projection}#meta"
+
+
+def generation_sk(generation: int) -> str:
+    return f"g{generation}"
+
+
+def key(pk: str, sk: str) -> dict[str, AttributeValue]:
+    return {"pk": {"S": pk}, "sk": {"S": sk}}

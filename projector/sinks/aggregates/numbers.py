@@ -14,10 +14,14 @@ from __future__ import annotations
 import decimal
 import logging
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 from projector.exceptions import ProjectorError
 
 logger = logging.getLogger(__name__)
+
+AttributeValue = dict[str, Any]
+"""One DynamoDB attribute value in the low-level client's shape (``{"N": "1.5"}``)."""
 
 DYNAMODB_DIGITS = 38
 DYNAMODB_MAX_ADJUSTED = 125  # largest magnitude below 1E+126
@@ -92,3 +96,12 @@ def render(value: Decimal, places: int) -> str:
     """Exactly ``places`` fractional digits, half-even; never raises for a value DynamoDB can hold."""
     quantized = value.quantize(Decimal(1).scaleb(-places, context=CONTEXT), context=_DISPLAY)
     return format(abs(quantized) if quantized == 0 else quantized, "f")
+
+
+def number(value: Decimal | int) -> AttributeValue:
+    """A DynamoDB number in plain notation (never ``1E+2``), exact."""
+    return {"N": to_text(value)}
+
+
+def decimal_of(value: AttributeValue) -> Decimal:
+    return parse(value["N"])

@@ -11,9 +11,11 @@ from projector.retry.deadline import Deadline
 from projector.retry.policy import retrying
 from projector.retry.transient import is_transient
 from projector.sinks.aggregates import numbers
+from projector.sinks.aggregates.calls import Calls
+from projector.sinks.aggregates.keys import generation_sk, group_pk
+from projector.sinks.aggregates.keys import key as row_key
+from projector.sinks.aggregates.numbers import decimal_of
 from projector.sinks.aggregates.table import read_meta
-from projector.sinks.aggregates.types import Calls, decimal_of, generation_sk, group_pk
-from projector.sinks.aggregates.types import key as row_key
 
 if TYPE_CHECKING:
     from projector.config.settings import Settings

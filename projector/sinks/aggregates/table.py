@@ -29,7 +29,9 @@ from projector.exceptions import ProjectorError
 from projector.retry.deadline import Deadline
 from projector.retry.policy import retrying
 from projector.retry.transient import error_code, is_transient
-from projector.sinks.aggregates.types import Calls, Meta, key, meta_pk, number
+from projector.sinks.aggregates.calls import Calls
+from projector.sinks.aggregates.keys import key, meta_pk
+from projector.sinks.aggregates.numbers import number
 
 if TYPE_CHECKING:
     from projector.config.settings import Settings
@@ -39,6 +41,38 @@ logger = logging.getLogger(__name__)
 
 META_SK = "meta"
 TABLE_ACTIVE_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Meta:
+    """Which generations of a projection are read and written. ``version`` 0: no meta row yet."""
+
+    read_generation: int = 1
+    write_generations: tuple[int, ...] = (1,)
+    last_generation: int = 1
+    definition_hash: str | None = None
+    building_hash: str | None = None
+    version: int = 0
+
+    @property
+    def exists(self) -> bool:
+        return self.version > 0
+
+    @property
+    def rebuilding(self) -> bool:
+        return self.building_generation is not None
+
+    @property
+    def building_generation(self) -> int | None:
+        """A written generation newer than the read one: the rebuild in progress."""
+        newer = [g for g in self.write_generations if g > self.read_generation]
+        return max(newer) if newer else None
+
+    @property
+    def previous_generation(self) -> int | None:
+        """A written generation older than the read one: kept exact after a rebuild, for rollback."""
+        older = [g for g in self.write_generations if g < self.read_generation]
+        return max(older) if older else None
 
 
 class RebuildError(ProjectorError, RuntimeError):

@@ -32,34 +32,23 @@ from projector.sinks.aggregates.actions import (
     group_limit_refusal,
     transaction_actions,
 )
+from projector.sinks.aggregates.calls import BATCH_GET_KEYS, MAX_TRANSACTION_ACTIONS, Calls
+from projector.sinks.aggregates.contributions import Contributions, diff
+from projector.sinks.aggregates.errors import describe_error
+from projector.sinks.aggregates.keys import RESERVED_ATTRIBUTES, generation_sk, item_pk, key
 from projector.sinks.aggregates.numbers import NumberOutOfRange
 from projector.sinks.aggregates.packing import pack
-from projector.sinks.aggregates.table import AggregateTable, Description, read_meta, write_meta
-from projector.sinks.aggregates.types import (
-    BATCH_GET_KEYS,
-    MAX_TRANSACTION_ACTIONS,
-    RESERVED_ATTRIBUTES,
-    AggregateResult,
-    Calls,
-    Contributions,
-    GenerationWrite,
-    ItemPlan,
-    Meta,
-    decode_record,
-    describe_error,
-    diff,
-    generation_sk,
-    item_pk,
-    key,
-)
-from projector.sinks.base import ItemChanges, Sink
+from projector.sinks.aggregates.plans import AggregateResult, GenerationWrite, ItemPlan
+from projector.sinks.aggregates.records import decode_record
+from projector.sinks.aggregates.table import Meta, read_meta, write_meta
+from projector.stores.base import ItemChanges
 from projector.versioning import ItemState, fold_write, scheme_for
 
 if TYPE_CHECKING:
     from projector.changes.types import Change
     from projector.config.settings import Settings
     from projector.retry.deadline import Deadline
-    from projector.sinks.aggregates.types import StoredRecord
+    from projector.sinks.aggregates.records import StoredRecord
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +87,7 @@ def _retryable(error: BaseException) -> bool:
     return isinstance(error, _Unprocessed | _Cancelled | _Unfinished) or is_transient(error)
 
 
-class AggregateSink(Sink[AggregateProjection]):
+class AggregateSink:
     """Applies item changes to an aggregate projection's records and group rows, exactly."""
 
     def __init__(
@@ -140,22 +129,6 @@ class AggregateSink(Sink[AggregateProjection]):
             result.requests,
         )
         return result
-
-    # Rebuild primitives (see table.py), here so the backfill needs only the sink.
-    def admin(self) -> AggregateTable:
-        return AggregateTable(self._client, self._settings)
-
-    def begin_rebuild(self, projection: AggregateProjection) -> int:
-        return self.admin().begin_rebuild(projection)
-
-    def finish_rebuild(self, projection: AggregateProjection) -> int:
-        return self.admin().finish_rebuild(projection)
-
-    def rollback(self, projection: AggregateProjection) -> None:
-        self.admin().rollback(projection)
-
-    def describe(self, projection: AggregateProjection) -> Description:
-        return self.admin().describe(projection)
 
 
 class _ApplyCall:
@@ -449,9 +422,9 @@ class _ApplyCall:
             if any(code not in TRANSIENT_REASONS and code != "ConditionalCheckFailed" for code in codes):
                 raise
             moved = {
-                owners[i]
-                for i, code in enumerate(codes)
-                if code == "ConditionalCheckFailed" and owners[i] is not None
+                owner
+                for owner, code in zip(owners, codes, strict=False)
+                if code == "ConditionalCheckFailed" and owner is not None
             }
             if not codes:  # no reasons given: trust nothing that was read
                 moved = {plan.item.item_id for plan in plans}

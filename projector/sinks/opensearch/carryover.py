@@ -148,7 +148,8 @@ def _copy(
     payload = "".join(lines).encode()
 
     def send() -> dict[str, Any]:
-        return client.bulk(index=target, body=payload)
+        answer: dict[str, Any] = client.bulk(index=target, body=payload)
+        return answer
 
     response = retrying(deadline, is_retryable, what=f"bulk copy into {target}")(send)
     failed = []

@@ -37,5 +37,5 @@ def is_hashed(doc_id: str) -> bool:
 def item_id_of(doc_id: str, meta: dict[str, Any] | None) -> str:
     """The item id behind a stored document: its meta ``key`` for a hashed id, else the id itself."""
     if meta and isinstance(meta.get("key"), str):
-        return meta["key"]
+        return str(meta["key"])
     return doc_id

@@ -311,6 +311,8 @@ def _newest(layout: dict[str, dict[str, Any]], index: IndexNames) -> str:
 
 
 def _stored_hash(client: OpenSearch, physical: str) -> str | None:
-    mapping = client.indices.get_mapping(index=physical)
-    meta = next(iter(mapping.values()), {}).get("mappings", {}).get("_meta", {})
-    return meta.get(META_KEY, {}).get("definition_hash")
+    mapping: dict[str, Any] = client.indices.get_mapping(index=physical)
+    first: dict[str, Any] = next(iter(mapping.values()), {})
+    meta: dict[str, Any] = first.get("mappings", {}).get("_meta", {})
+    found = meta.get(META_KEY, {}).get("definition_hash")
+    return str(found) if found is not None else None

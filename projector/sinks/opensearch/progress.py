@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from opensearchpy.exceptions import TransportError
 
     from projector.changes.types import Change
-    from projector.sinks.base import ItemChanges, SinkResult
+    from projector.stores.base import ItemChanges, SinkResult
     from projector.versioning import FoldResult, ItemState
 
 

@@ -22,7 +22,6 @@ from projector.projection.rendering import Rejected
 from projector.retry.deadline import Deadline
 from projector.retry.policy import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, retrying
 from projector.retry.transient import is_transient_answer
-from projector.sinks.base import ItemChanges, Sink, SinkResult
 from projector.sinks.opensearch import indexes
 from projector.sinks.opensearch.chunks import by_size
 from projector.sinks.opensearch.client import CountingClient, RequestCounter
@@ -42,6 +41,7 @@ from projector.sinks.opensearch.progress import refusal as _refusal
 from projector.sinks.opensearch.progress import summarise as _summarise
 from projector.sinks.opensearch.serializer import SerializationError, dumps, merge_objects
 from projector.sinks.opensearch.types import META_FIELD, StoredDocument, WriteLimits, meta_of, state_of
+from projector.stores.base import ItemChanges, SinkResult
 from projector.versioning import ItemState, fold_write, scheme_for
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ _ensured: set[tuple[str, str]] = set()
 _ensured_lock = threading.Lock()
 
 
-class OpenSearchSink(Sink[DocumentProjection]):
+class OpenSearchSink:
     """Applies item changes of document projections to every index behind their write alias."""
 
     def __init__(
@@ -103,9 +103,9 @@ class OpenSearchSink(Sink[DocumentProjection]):
         for target in targets:
             write = _TargetWrite(self, client, projection, target, deadline, uuids.get(target))
             runs.append(write.run(items, seeds))
-            for item_id, write in runs[-1].items():
-                if write.read_tombstone is not None:
-                    seeds.setdefault(item_id, write.read_tombstone)
+            for item_id, item_write in runs[-1].items():
+                if item_write.read_tombstone is not None:
+                    seeds.setdefault(item_id, item_write.read_tombstone)
         _summarise(items, targets, runs, result)
         result.requests = counter.count
         logger.info(
@@ -130,16 +130,17 @@ class OpenSearchSink(Sink[DocumentProjection]):
         for start in range(0, len(ids), self.limits.mget_ids):
             chunk = list(ids[start : start + self.limits.mget_ids])
             item_ids = {document_id(item_id): item_id for item_id in chunk}
-            response = self._call(
-                deadline,
-                f"mget from {source}",
-                lambda item_ids=item_ids: self.client.mget(
+
+            def mget(item_ids: dict[str, str] = item_ids) -> dict[str, Any]:
+                answer: dict[str, Any] = self.client.mget(
                     index=source,
                     body={"ids": list(item_ids)},
                     realtime=True,
                     request_timeout=deadline.timeout(self.settings.opensearch_timeout_s),
-                ),
-            )
+                )
+                return answer
+
+            response = self._call(deadline, f"mget from {source}", mget)
             for doc in response["docs"]:
                 body = dict(doc.get("_source") or {}) if doc.get("found") else {}
                 meta = body.pop(META_FIELD, None)
@@ -420,18 +421,18 @@ class _TargetWrite:
             for write, entry in zip(chunk, response["items"], strict=True):
                 answer = next(iter(entry.values()))
                 status = int(answer.get("status", 0))
-                error = answer.get("error") or {}
+                failure = answer.get("error") or {}
                 if 200 <= status < 300:
                     write.status = _Status.WRITTEN
                 elif status == 409:
                     conflicts.append(write)
-                elif is_transient_answer(status, error.get("type")):
-                    write.error = f"{status} {_reason(error)}"
+                elif is_transient_answer(status, failure.get("type")):
+                    write.error = f"{status} {_reason(failure)}"
                     again.append(write)
                 elif status in POISON_STATUS:
-                    rejected.append((write, f"opensearch rejected the document: {_reason(error)}"))
+                    rejected.append((write, f"opensearch rejected the document: {_reason(failure)}"))
                 else:
-                    write.status, write.error = _Status.FAILED, f"{status} {_reason(error)}"
+                    write.status, write.error = _Status.FAILED, f"{status} {_reason(failure)}"
             return again
 
         if any(document_id(write.item_id) != write.item_id for write in writes):
