@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from projector.backfill.apply import PageApplier
-from projector.backfill.scanner import Page, SourceTable
 from projector.jsonsafe import key_from_json
 from projector.logsafe import loggable
 from projector.retry.deadline import Deadline
+from projector.source.scanner import Page, SourceTable
 
 if TYPE_CHECKING:
     from projector.deadletters.types import DeadLetter

@@ -65,7 +65,7 @@ class Runtime:
 
     def _missing_from_source(self, item_ids: list[str]) -> set[str]:
         """The ones of ``item_ids`` not in the source table (consistent reads)."""
-        from projector.verify.source import Source
+        from projector.source.items import Source
 
         found = Source.of(self.dynamodb, self.settings.source_table, 1).get(item_ids)
         return {item_id for item_id in item_ids if item_id not in found}

@@ -21,9 +21,9 @@ from projector.records import DecodeError, decode_image
 from projector.retry import Deadline
 
 if TYPE_CHECKING:
-    from projector.backfill.scanner import Page
     from projector.deadletters.store import DeadLetterStore
     from projector.projection.base import Projection
+    from projector.source.scanner import Page
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from projector.stores.base import ItemChanges, SinkResult
+from projector.changes.batch import ItemChanges, SinkResult
 from projector.stores.base import WouldWrite as _Tally
 from projector.stores.kinds import store_class
 

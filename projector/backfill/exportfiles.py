@@ -7,7 +7,7 @@ manifest's ``itemCount``. Only then are its items handed out, in pages, from the
 names. So a bad checksum, a truncated gzip or a bad line stops that file before anything of it is
 written, with an error naming the file (and the line), never the item's contents.
 
-Pages have the same shape as a scan's (``projector.backfill.scanner.Page``): the "segment" is the
+Pages have the same shape as a scan's (``projector.source.scanner.Page``): the "segment" is the
 file's index in the export's sorted file list, the continuation key ``{"line": {"N": "<items done>"}}``
 and the read time the export time, so ``PageApplier`` and the checkpoints work unchanged.
 """
@@ -27,11 +27,11 @@ from collections.abc import Iterator
 from typing import IO, TYPE_CHECKING, Any
 
 from projector.backfill.export import DataFile, Export, ExportError, _call
-from projector.backfill.scanner import Page
 from projector.records import DecodeError, decode_image
+from projector.source.scanner import Page
 
 if TYPE_CHECKING:
-    from projector.backfill.ratelimit import TokenBucket
+    from projector.source.ratelimit import TokenBucket
 
 logger = logging.getLogger(__name__)
 

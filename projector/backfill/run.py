@@ -23,12 +23,12 @@ from projector.backfill.checkpoint import Checkpoint, ScanCheckpointError, Segme
 from projector.backfill.dryrun import CollectingSink, WouldWrite
 from projector.backfill.exportfiles import ExportReader
 from projector.backfill.exportrun import check_begun_before_export, export_label, export_source
-from projector.backfill.ratelimit import TokenBucket
 from projector.backfill.rebuild import Rebuilds
-from projector.backfill.scanner import Page, SegmentScanner, SourceTable
 from projector.backfill.workitems import apply_pages
 from projector.exceptions import ProjectorError
 from projector.pipeline.outcome import BatchOutcome, Tally
+from projector.source.ratelimit import TokenBucket
+from projector.source.scanner import Page, SegmentScanner, SourceTable
 
 if TYPE_CHECKING:
     from projector.backfill.export import Export

@@ -21,11 +21,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from projector.backfill.apply import PageApplier
 from projector.backfill.export import DataFile, Export
 from projector.backfill.exportfiles import ExportReader
-from projector.backfill.ratelimit import TokenBucket
-from projector.backfill.scanner import Page, SegmentScanner, SourceTable
 from projector.jsonsafe import jsonable, key_from_json
 from projector.pipeline.outcome import BatchOutcome, Tally
 from projector.retry import Deadline
+from projector.source.ratelimit import TokenBucket
+from projector.source.scanner import Page, SegmentScanner, SourceTable
 
 if TYPE_CHECKING:
     from projector.runtime import Runtime

@@ -12,8 +12,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from projector.changes.batch import SinkResult
 from projector.projection.rendering import Rejected
-from projector.stores.base import SinkResult
 
 if TYPE_CHECKING:
     from projector.changes.types import Change

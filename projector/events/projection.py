@@ -147,7 +147,7 @@ class EventStreamProjection(_EventSource, DocumentProjection):
 
     def doc_id(self, stream_id: str) -> str:
         """The stream's document ``_id``; one over OpenSearch's 512 bytes becomes its stable digest."""
-        from projector.sinks.opensearch.ids import document_id
+        from projector.projection.document_ids import document_id
 
         return document_id(self.document_id(stream_id) if self.document_id else stream_id)
 

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from projector.changes.batch import ItemChanges
 from projector.changes.types import ChangeKind
 from projector.events.documents import Stored, index_line, stored_of
 from projector.events.fold import FoldStop, StreamState, fold
@@ -44,7 +45,6 @@ from projector.sinks.opensearch.chunks import by_size
 from projector.sinks.opensearch.client import CountingClient, RequestCounter
 from projector.sinks.opensearch.errors import describe_error, is_retryable
 from projector.sinks.opensearch.types import WriteLimits
-from projector.stores.base import ItemChanges
 
 if TYPE_CHECKING:
     from projector.config.settings import Settings

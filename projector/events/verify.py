@@ -35,8 +35,8 @@ from projector.verify.types import Finding, Verdict
 if TYPE_CHECKING:
     from projector.events.projection import EventStreamProjection
     from projector.runtime import Runtime
+    from projector.source.items import Source
     from projector.stores.events import EventStreamStore
-    from projector.verify.source import Source
 
 logger = logging.getLogger(__name__)
 

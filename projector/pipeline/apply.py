@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, Protocol
 
+from projector.changes.batch import ItemChanges, SinkResult
 from projector.logsafe import loggable, projection_scope
 from projector.pipeline.outcome import BatchOutcome, Tally
-from projector.stores.base import ItemChanges, SinkResult
 
 if TYPE_CHECKING:
     from projector.changes.types import Change

@@ -1,5 +1,5 @@
 """Where projections keep their results: one store per projection kind, behind one interface."""
 
-from projector.stores.base import ItemChanges, Layout, ProjectionStore, SinkResult
+from projector.stores.base import Layout, ProjectionStore
 
-__all__ = ["ItemChanges", "Layout", "ProjectionStore", "SinkResult"]
+__all__ = ["Layout", "ProjectionStore"]

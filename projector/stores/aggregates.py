@@ -15,6 +15,7 @@ import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from projector.changes.batch import ItemChanges, SinkResult
 from projector.projection.base import AggregateProjection
 from projector.retry import Deadline, retrying
 from projector.retry.transient import is_transient
@@ -25,7 +26,7 @@ from projector.sinks.aggregates.numbers import number
 from projector.sinks.aggregates.records import decode_record
 from projector.sinks.aggregates.table import AggregateTable, Meta, RebuildError, write_meta
 from projector.sinks.aggregates.writer import AggregateSink
-from projector.stores.base import ItemChanges, Layout, ProjectionStore, SinkResult, WouldWrite
+from projector.stores.base import Layout, ProjectionStore, WouldWrite
 from projector.versioning import fold, scheme_for
 
 if TYPE_CHECKING:

@@ -10,19 +10,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from projector.changes.batch import SinkResult
 from projector.events.sink import EventStreamSink
 from projector.events.types import EventError
 from projector.sinks.opensearch.writer import OpenSearchSink
-from projector.stores.base import SinkResult, WouldWrite
+from projector.stores.base import WouldWrite
 from projector.stores.search import SearchDocumentStore
 
 if TYPE_CHECKING:
+    from projector.changes.batch import ItemChanges
     from projector.config.settings import Settings
     from projector.events.outcome import EventSinkResult
     from projector.projection.base import DocumentProjection
     from projector.retry.deadline import Deadline
     from projector.sinks.opensearch.carryover import Gone
-    from projector.stores.base import ItemChanges
     from projector.stores.kinds import Connections
 
 

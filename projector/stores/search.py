@@ -13,13 +13,14 @@ import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from projector.changes.batch import ItemChanges, SinkResult
 from projector.projection.base import DocumentProjection
 from projector.sinks.opensearch import indexes
 from projector.sinks.opensearch.carryover import Gone, carry_documents
 from projector.sinks.opensearch.known import KnownStates
 from projector.sinks.opensearch.serializer import dumps
 from projector.sinks.opensearch.writer import OpenSearchSink
-from projector.stores.base import ItemChanges, Layout, ProjectionStore, SinkResult, WouldWrite
+from projector.stores.base import Layout, ProjectionStore, WouldWrite
 from projector.versioning import fold, scheme_for
 
 if TYPE_CHECKING:

@@ -27,9 +27,9 @@ from projector.sinks.aggregates.keys import (
 )
 from projector.sinks.aggregates.numbers import add, decimal_of, subtract
 from projector.sinks.aggregates.reader import render_measure
+from projector.source.items import decoded
 from projector.verify.checks import ProjectionCheck, Rebuild
 from projector.verify.restore import aggregate_backwards
-from projector.verify.source import decoded
 from projector.verify.types import Finding, Verdict
 
 if TYPE_CHECKING:
@@ -37,8 +37,8 @@ if TYPE_CHECKING:
 
     from projector.projection.base import AggregateProjection
     from projector.runtime import Runtime
+    from projector.source.items import Source
     from projector.stores.aggregates import AggregateStore
-    from projector.verify.source import Source
 
 logger = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from projector.projection.base import Projection
-    from projector.verify.source import Source
+    from projector.source.items import Source
     from projector.verify.types import Verdict
 
 # Rebuilds one projection from the source table: (projection, segments) -> (status, build now read).

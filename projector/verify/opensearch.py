@@ -33,7 +33,7 @@ from opensearchpy.exceptions import ConflictError
 
 from projector.changes.builders import change_from_item
 from projector.changes.types import BackfillStamp
-from projector.sinks.opensearch.ids import document_id, item_id_of
+from projector.projection.document_ids import document_id, item_id_of
 from projector.sinks.opensearch.serializer import dumps, merge_objects, to_json
 from projector.sinks.opensearch.types import META_FIELD, READ_FILTER, meta_of
 from projector.verify.checks import ProjectionCheck, Rebuild
@@ -46,8 +46,8 @@ if TYPE_CHECKING:
     from projector.projection.base import DocumentProjection
     from projector.runtime import Runtime
     from projector.sinks.opensearch.types import StoredDocument
+    from projector.source.items import Source
     from projector.stores.search import SearchDocumentStore
-    from projector.verify.source import Source
 
 logger = logging.getLogger(__name__)
 

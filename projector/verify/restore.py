@@ -21,7 +21,7 @@ from projector.sinks.aggregates.records import decode_record
 
 if TYPE_CHECKING:
     from projector.runtime import Runtime
-    from projector.verify.source import Source
+    from projector.source.items import Source
     from projector.verify.types import Verdict
 
 logger = logging.getLogger(__name__)

@@ -30,13 +30,13 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from projector.source.items import Source, decoded
 from projector.stores.kinds import check_class
-from projector.verify.source import Source, decoded
 from projector.verify.types import VerifyReport
 
 if TYPE_CHECKING:
-    from projector.backfill.scanner import Page
     from projector.runtime import Runtime
+    from projector.source.scanner import Page
     from projector.verify.checks import ProjectionCheck, Rebuild
 
 logger = logging.getLogger(__name__)

@@ -28,6 +28,7 @@ from hypothesis import strategies as st
 
 from projections.orders import customer_totals, daily_sales
 from projector.changes import Change, ChangeKind, StreamPosition
+from projector.changes.batch import ItemChanges
 from projector.clients import dynamodb_client
 from projector.config import Settings
 from projector.projection.base import AggregateProjection, Count, Sum
@@ -35,7 +36,6 @@ from projector.retry import Deadline
 from projector.sinks.aggregates import AggregateSink, ensure_table, numbers, render_measure
 from projector.sinks.aggregates.keys import group_pk, item_pk, meta_pk
 from projector.sinks.aggregates.records import decode_record
-from projector.stores.base import ItemChanges
 
 pytestmark = pytest.mark.integration
 

@@ -21,13 +21,13 @@ from click.testing import CliRunner
 
 from projections.orders import customer_totals, daily_sales
 from projector.changes import BackfillStamp, Change, ChangeKind, StreamPosition
+from projector.changes.batch import ItemChanges
 from projector.clients import dynamodb_client
 from projector.config import Settings
 from projector.projection.base import AggregateProjection
 from projector.retry import Deadline
 from projector.sinks.aggregates import AggregateSink, AggregateTable, ensure_table, read_aggregate
 from projector.stores.aggregates import AggregateStore
-from projector.stores.base import ItemChanges
 
 pytestmark = pytest.mark.integration
 

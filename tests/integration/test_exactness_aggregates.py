@@ -19,13 +19,13 @@ from click.testing import CliRunner
 
 from projections.orders import customer_totals, daily_sales
 from projector.changes import Change, ChangeKind, StreamPosition
+from projector.changes.batch import ItemChanges
 from projector.config import Settings
 from projector.handler import runtime
 from projector.projection.base import AggregateProjection, Count, Sum
 from projector.retry import Deadline
 from projector.runtime import Runtime
 from projector.sinks.aggregates import AggregateSink, AggregateTable, read_aggregate, render_measure
-from projector.stores.base import ItemChanges
 from tests.integration.test_aggregate_sink import (
     ENDPOINT,
     Source,

@@ -10,6 +10,7 @@ from opensearchpy import OpenSearch
 from opensearchpy.exceptions import RequestError
 
 from projections.orders import order_document, orders
+from projector.changes.batch import ItemChanges
 from projector.changes.types import Change, ChangeKind, StreamPosition
 from projector.config.settings import Settings
 from projector.retry.deadline import Deadline
@@ -18,7 +19,6 @@ from projector.sinks.opensearch.client import build_client
 from projector.sinks.opensearch.errors import IndexLayoutError
 from projector.sinks.opensearch.types import META_FIELD, READ_FILTER
 from projector.sinks.opensearch.writer import OpenSearchSink
-from projector.stores.base import ItemChanges
 
 if TYPE_CHECKING:
     from tests.conftest import IsolatedEnv

@@ -16,6 +16,7 @@ from opensearchpy.exceptions import ConnectionTimeout
 
 from projections.orders import ORDER_FIELDS, order_document, orders
 from projector import DocumentProjection, StreamPositionVersion
+from projector.changes.batch import ItemChanges, SinkResult
 from projector.changes.types import Change, ChangeKind, StreamPosition
 from projector.config.settings import Settings
 from projector.retry.deadline import Deadline
@@ -25,7 +26,6 @@ from projector.sinks.opensearch.client import build_client
 from projector.sinks.opensearch.serializer import to_json
 from projector.sinks.opensearch.types import META_FIELD, WriteLimits
 from projector.sinks.opensearch.writer import OpenSearchSink
-from projector.stores.base import ItemChanges, SinkResult
 
 if TYPE_CHECKING:
     from tests.conftest import IsolatedEnv

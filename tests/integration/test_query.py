@@ -20,6 +20,7 @@ import pytest
 from click.testing import CliRunner
 
 from projections.orders import orders
+from projector.changes.batch import ItemChanges
 from projector.changes.types import Change, ChangeKind, StreamPosition
 from projector.config.settings import Settings
 from projector.query import QueryError, SearchUnavailable, facets, pages, search
@@ -30,7 +31,6 @@ from projector.sinks.opensearch import indexes
 from projector.sinks.opensearch.client import build_client
 from projector.sinks.opensearch.types import META_FIELD
 from projector.sinks.opensearch.writer import OpenSearchSink
-from projector.stores.base import ItemChanges
 from tests.support.polling import wait_until
 from tests.support.projections import CARTS
 

@@ -167,7 +167,7 @@ def test_a_truncated_scan_answer_does_not_end_a_backfill_segment(
 ) -> None:
     """Was: a cut Scan answer parsed as {} ended the segment; a backfill "finished" with 0 of 300 items.
     Fixed in 2be0357."""
-    from projector.backfill.scanner import SegmentScanner
+    from projector.source.scanner import SegmentScanner
 
     proxies, name, url = toxiproxy
     ids = _orders(dynamodb, source, 0, 20)

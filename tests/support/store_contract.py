@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from projector.changes.batch import ItemChanges, SinkResult
 from projector.changes.types import Change, ChangeKind, StreamPosition
 from projector.projection.base import Projection
 from projector.retry.deadline import Deadline
-from projector.stores.base import ItemChanges, ProjectionStore, SinkResult
+from projector.stores.base import ProjectionStore
 from projector.versioning.state import ItemState
 
 T0 = 1_700_000_000.0

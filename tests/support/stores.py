@@ -14,10 +14,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from projector.changes.batch import ItemChanges, SinkResult
 from projector.changes.types import Change
 from projector.projection.base import Projection
 from projector.retry.deadline import Deadline
-from projector.stores.base import ItemChanges, Layout, ProjectionStore, SinkResult, WouldWrite
+from projector.stores.base import Layout, ProjectionStore, WouldWrite
 from projector.stores.kinds import Connections
 from projector.versioning import ItemState, fold, scheme_for
 

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from projections.orders import customer_totals
 from projector.changes import Change, ChangeKind, StreamPosition
+from projector.changes.batch import ItemChanges
 from projector.config import Settings
 from projector.projection.base import Sum
 from projector.retry import Deadline
@@ -28,7 +29,6 @@ from projector.sinks.aggregates.keys import (
     projection_of_group_row,
 )
 from projector.sinks.aggregates.numbers import NumberOutOfRange
-from projector.stores.base import ItemChanges
 
 pytestmark = pytest.mark.unit
 

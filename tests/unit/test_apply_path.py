@@ -17,14 +17,14 @@ import pytest
 
 from projections.orders import customer_totals, orders
 from projector.backfill.apply import PageApplier
-from projector.backfill.scanner import Page
+from projector.changes.batch import ItemChanges, SinkResult
 from projector.deadletters.store import DeadLetterStore, FileDeadLetterStore
 from projector.deadletters.types import DeadLetter
 from projector.pipeline import BatchOutcome, DeadLetterRule, StreamApplier, UnnamedFailureError
 from projector.projection.base import Projection
 from projector.redrive import redrive
 from projector.retry import Deadline
-from projector.stores.base import ItemChanges, SinkResult
+from projector.source.scanner import Page
 
 pytestmark = pytest.mark.unit
 

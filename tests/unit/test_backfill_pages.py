@@ -14,12 +14,12 @@ from botocore.exceptions import ClientError
 from projections.orders import customer_totals, orders
 from projector.backfill.apply import PageApplier
 from projector.backfill.dryrun import CollectingSink
-from projector.backfill.scanner import Page, SegmentScanner
+from projector.changes.batch import ItemChanges, SinkResult
 from projector.changes.types import ChangeKind
 from projector.deadletters.store import FileDeadLetterStore
 from projector.retry import Deadline, RetryPolicy
 from projector.retry.transient import is_transient
-from projector.stores.base import ItemChanges, SinkResult
+from projector.source.scanner import Page, SegmentScanner
 
 FAST = RetryPolicy(max_attempts=4, initial_wait_s=0.001, max_wait_s=0.002, jitter_s=0.0)
 

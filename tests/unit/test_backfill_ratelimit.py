@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from projector.backfill.ratelimit import TokenBucket
+from projector.source.ratelimit import TokenBucket
 
 
 class Clock:

@@ -22,6 +22,7 @@ PRIVATE_SIGNALS = {
     "projector.sinks.aggregates.writer._Cancelled",
     "projector.sinks.aggregates.writer._Unfinished",
     "projector.verify.restore._Unprocessed",
+    "projector.stores.aggregates._Unprocessed",
 }
 
 

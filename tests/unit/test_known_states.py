@@ -23,13 +23,13 @@ from hypothesis import strategies as st
 
 from projections.orders import orders
 from projector.changes import Change, ChangeKind, StreamPosition
+from projector.changes.batch import ItemChanges
 from projector.config import Settings
 from projector.retry.deadline import Deadline
 from projector.sinks.opensearch.known import KnownStates
 from projector.sinks.opensearch.serializer import dumps
 from projector.sinks.opensearch.types import META_FIELD
 from projector.sinks.opensearch.writer import OpenSearchSink
-from projector.stores.base import ItemChanges
 
 pytestmark = pytest.mark.unit
 

@@ -52,6 +52,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     (
         "stores",
         (
+            "projector.source",  # the source table: scans and consistent reads
             "projector.sinks",
             "projector.stores",
             "projector.deadletters",
@@ -81,22 +82,9 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ),
 )
 
-# >>> KNOWN_VIOLATIONS: today's imports against the layer order that other issue-15 branches remove.
-# Each entry is (importer, imported). The test also fails when an entry no longer occurs: empty this
-# set once those branches are merged, and never add to it.
-KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset(
-    {
-        # stores (issue 15 item 1): verify -> backfill closes the cycle backfill -> verify
-        ("projector.verify.source", "projector.backfill.scanner"),
-        ("projector.verify.verifier", "projector.backfill.rebuild"),
-        ("projector.verify.verifier", "projector.backfill.run"),
-        ("projector.verify.verifier", "projector.backfill.scanner"),
-        # stores (item 1): the per-kind verify switch closes verify -> events.verify -> verify.types
-        ("projector.verify.verifier", "projector.events.verify"),
-        # no owner yet: an event projection computes its document id with the OpenSearch sink's digest
-        ("projector.events.projection", "projector.sinks.opensearch.ids"),
-    }
-)
+# >>> KNOWN_VIOLATIONS: imports allowed against the layer order, each (importer, imported) with why.
+# Empty: every import points down. The test also fails when an entry no longer occurs.
+KNOWN_VIOLATIONS: frozenset[tuple[str, str]] = frozenset()
 # <<< KNOWN_VIOLATIONS
 
 

@@ -7,7 +7,7 @@ import hashlib
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from projector.sinks.opensearch.ids import HASHED_PREFIX, MAX_ID_BYTES, document_id, is_hashed, item_id_of
+from projector.projection.document_ids import HASHED_PREFIX, MAX_ID_BYTES, document_id, is_hashed, item_id_of
 from projector.sinks.opensearch.types import meta_of
 from projector.versioning import ItemState
 

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from projector.changes import Change, ChangeKind
+from projector.changes.batch import ItemChanges
 from projector.config import Settings
 from projector.projection.base import AggregateProjection, Count, DocumentProjection, Sum
 from projector.retry import Deadline
@@ -25,7 +26,6 @@ from projector.sinks.aggregates.writer import _ApplyCall
 from projector.sinks.opensearch.progress import ItemWrite
 from projector.sinks.opensearch.types import WriteLimits
 from projector.sinks.opensearch.writer import OpenSearchSink, _TargetWrite
-from projector.stores.base import ItemChanges
 from projector.versioning import ItemState
 from tests.unit.test_fold_rejections import ATTRIBUTE, KEY, image, insert, modify, position, remove, replayed
 

@@ -7,9 +7,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from projector.changes.batch import ItemChanges, SinkResult
 from projector.sinks.aggregates.contributions import Contributions
 from projector.sinks.aggregates.packing import Unit
-from projector.stores.base import ItemChanges, SinkResult
 from projector.versioning.state import ItemState
 
 if TYPE_CHECKING:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from projector.changes.batch import ItemChanges
 from projector.config.exceptions import ConfigurationError
 from projector.projection.base import AggregateProjection
 from projector.projection.rendering import Rejected
@@ -41,7 +42,6 @@ from projector.sinks.aggregates.packing import pack
 from projector.sinks.aggregates.plans import AggregateResult, GenerationWrite, ItemPlan
 from projector.sinks.aggregates.records import decode_record
 from projector.sinks.aggregates.table import Meta, read_meta, write_meta
-from projector.stores.base import ItemChanges
 from projector.versioning import ItemState, fold_write, scheme_for
 
 if TYPE_CHECKING:

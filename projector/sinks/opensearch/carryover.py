@@ -22,9 +22,9 @@ from typing import TYPE_CHECKING, Any
 from opensearchpy import helpers
 
 from projector.exceptions import ProjectorError
+from projector.projection.document_ids import item_id_of
 from projector.retry import Deadline, retrying
 from projector.sinks.opensearch.errors import is_retryable
-from projector.sinks.opensearch.ids import item_id_of
 from projector.sinks.opensearch.types import META_FIELD, VISIBLE_FIELD
 
 if TYPE_CHECKING:

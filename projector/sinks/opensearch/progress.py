@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from opensearchpy.exceptions import TransportError
 
+    from projector.changes.batch import ItemChanges, SinkResult
     from projector.changes.types import Change
-    from projector.stores.base import ItemChanges, SinkResult
     from projector.versioning import FoldResult, ItemState
 
 

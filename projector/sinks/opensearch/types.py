@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from projector.sinks.opensearch.ids import document_id
+from projector.projection.document_ids import document_id
 from projector.versioning.state import ItemState
 
 # Checked on OpenSearch 2.19.6: a leading underscore is accepted in mappings, documents, alias filters,

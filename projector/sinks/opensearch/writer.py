@@ -17,7 +17,9 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from opensearchpy.exceptions import TransportError
 
+from projector.changes.batch import ItemChanges, SinkResult
 from projector.projection.base import DocumentProjection
+from projector.projection.document_ids import document_id
 from projector.projection.rendering import Rejected
 from projector.retry.deadline import Deadline
 from projector.retry.policy import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, retrying
@@ -31,7 +33,6 @@ from projector.sinks.opensearch.errors import (
     describe_error,
     is_retryable,
 )
-from projector.sinks.opensearch.ids import document_id
 from projector.sinks.opensearch.known import KnownStates, identities
 from projector.sinks.opensearch.progress import ItemWrite as _ItemWrite
 from projector.sinks.opensearch.progress import Status as _Status
@@ -41,7 +42,6 @@ from projector.sinks.opensearch.progress import refusal as _refusal
 from projector.sinks.opensearch.progress import summarise as _summarise
 from projector.sinks.opensearch.serializer import SerializationError, dumps, merge_objects
 from projector.sinks.opensearch.types import META_FIELD, StoredDocument, WriteLimits, meta_of, state_of
-from projector.stores.base import ItemChanges, SinkResult
 from projector.versioning import ItemState, fold_write, scheme_for
 
 if TYPE_CHECKING:

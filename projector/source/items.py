@@ -9,14 +9,14 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from projector.backfill.scanner import SegmentScanner, SourceTable
 from projector.exceptions import ProjectorError
 from projector.records import DecodeError, decode_image
 from projector.retry import Deadline, retrying
 from projector.retry.transient import is_transient
+from projector.source.scanner import SegmentScanner, SourceTable
 
 if TYPE_CHECKING:
-    from projector.backfill.scanner import Page
+    from projector.source.scanner import Page
 
 logger = logging.getLogger(__name__)
 

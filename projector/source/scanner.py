@@ -17,7 +17,7 @@ from projector.retry import Deadline, RetryPolicy, retrying
 from projector.retry.transient import is_transient
 
 if TYPE_CHECKING:
-    from projector.backfill.ratelimit import TokenBucket
+    from projector.source.ratelimit import TokenBucket
 
 logger = logging.getLogger(__name__)
 
