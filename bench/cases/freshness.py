@@ -13,8 +13,8 @@ its internal reader (a new segment each time), which at a 20 ms poll is load a u
 (stream, idle poll, GetRecords), the batch through the handler (``projector run --json`` reports each
 batch; the stream holds only these writes, in order, so the n-th record is the n-th write), and from
 the batch's end to a search finding it (the index's refresh). Beside it: sampled
-GetRecords calls (one every ``PROBE_S``), the search poll's own period, and the index's external
-refreshes during the measured writes (count and mean spacing).
+GetRecords calls (one every ``PROBE_S``), the search poll's own period, and the index's refreshes
+during the measured writes (external ones: count and mean spacing; internal ones: count).
 """
 
 from __future__ import annotations
@@ -119,12 +119,16 @@ class _Batches(threading.Thread):
                 report = json.loads(line)
             except ValueError:
                 continue
-            if report.get("outcome") != "ok":
+            # Records leave the stream in order once applied (ok, a partial's prefix) or dead-lettered.
+            moved = (
+                report.get("applied", 0) if report.get("outcome") != "dead_lettered" else report["records"]
+            )
+            if not moved:
                 continue
             took = report["duration_ms"] / 1000
-            self.sizes.append(report["records"])
-            self.started.extend([done - took] * report["records"])
-            self.durations.extend([took] * report["records"])
+            self.sizes.append(moved)
+            self.started.extend([done - took] * moved)
+            self.durations.extend([took] * moved)
 
 
 class _Probe(threading.Thread):
