@@ -60,6 +60,8 @@ def _check_derived(results: dict[str, Any]) -> None:
     assert fresh["all_visible"] is True
     assert 0 < fresh["p50_s"] <= fresh["p99_s"] and fresh["subject"]["runs"] == fresh["writes"]
     assert isinstance(fresh["goal_met"], bool)
+    parts = fresh["breakdown"]  # where the time goes: stream and poll, handler, refresh
+    assert parts["writes"] == fresh["writes"] and parts["handler"]["p50_s"] > 0, parts
 
 
 @pytest.mark.timeout(180)
