@@ -1,6 +1,6 @@
 """The store contract (tests/support/store_contract.py) against the real stores on the local servers:
 search documents in OpenSearch and aggregates in DynamoDB (moto server), as ``Runtime.store_for``
-hands them out. The same assertions run against the in-memory fake in tests/unit/test_store_contract.py.
+hands them out. The same assertions run against the in-memory fake in tests/unit/test_store_contract_fake.py.
 """
 
 from __future__ import annotations
