@@ -30,8 +30,8 @@ lock: install
 ## waiting on the servers), then the serial ones (tests/conftest.py: SERIAL_FILES) alone.
 TEST_WORKERS ?= 3
 test: install services-start
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not serial" -n $(TEST_WORKERS) --dist loadfile
-	$(BIN)/python -m pytest -q -p no:cacheprovider -m serial
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not serial" -n $(TEST_WORKERS) --dist loadfile --durations=15
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m serial --durations=5
 
 test-unit: install
 	$(BIN)/python -m pytest -q -m unit

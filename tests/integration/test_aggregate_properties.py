@@ -204,7 +204,7 @@ steps_strategy = st.lists(
 
 
 @settings(
-    max_examples=int(os.environ.get("AGGREGATE_PROPERTY_EXAMPLES", "125")),
+    max_examples=int(os.environ.get("AGGREGATE_PROPERTY_EXAMPLES", "80")),
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
