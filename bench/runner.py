@@ -101,6 +101,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--markdown", action="store_true", help="print the table as Markdown (docs/benchmarks.md)"
     )
     parser.add_argument("--show", type=Path, metavar="RESULTS", help="only print the table of a results file")
+    parser.add_argument(
+        "--before",
+        type=Path,
+        metavar="RESULTS",
+        help="with --show: print RESULTS (an earlier run) and --show's file side by side, ratio by ratio",
+    )
     return parser.parse_args(argv)
 
 
@@ -145,11 +151,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from bench.table import render
+    from bench.table import compare, render
 
     args = parse_args(argv)
+    if args.before and not args.show:
+        print("scripts/bench: --before goes with --show", file=sys.stderr)
+        return 2
     if args.show:
-        print(render(json.loads(args.show.read_text(encoding="utf-8")), markdown=args.markdown))
+        shown = json.loads(args.show.read_text(encoding="utf-8"))
+        if args.before:
+            print(compare(json.loads(args.before.read_text(encoding="utf-8")), shown, markdown=args.markdown))
+        else:
+            print(render(shown, markdown=args.markdown))
         return 0
     results = run(args)
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -112,3 +112,23 @@ def render(results: dict[str, Any], markdown: bool = False) -> str:
         f"load {machine.get('load_average_at_start')}{' (quick)' if results.get('quick') else ''}"
     )
     return "\n".join([head, "", *lines])
+
+
+COMPARE_HEADERS = ("case", "before: ratio", "after: ratio", "goal", "met after")
+
+
+def compare(before: dict[str, Any], after: dict[str, Any], markdown: bool = False) -> str:
+    """Two results files side by side, case by case: the before/after table of docs/benchmarks.md."""
+    earlier = {row[0]: row for row in rows(before)}
+    table = [COMPARE_HEADERS]
+    for row in rows(after):
+        old = earlier.get(row[0])
+        table.append((row[0], old[3] if old else "-", row[3], row[4], row[5]))
+    if markdown:
+        lines = ["| " + " | ".join(row) + " |" for row in table]
+        lines.insert(1, "|" + "|".join(" --- " for _ in COMPARE_HEADERS) + "|")
+        return "\n".join(lines)
+    widths = [max(len(row[i]) for row in table) for i in range(len(COMPARE_HEADERS))]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in table]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
