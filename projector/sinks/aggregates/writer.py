@@ -24,6 +24,7 @@ from projector.changes.batch import ItemChanges
 from projector.config.exceptions import ConfigurationError
 from projector.projection.base import AggregateProjection
 from projector.projection.rendering import Rejected
+from projector.retry.batch_get import BATCH_GET_KEYS
 from projector.retry.policy import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, retrying
 from projector.retry.transient import TRANSIENT_REASONS, error_code, is_transient
 from projector.sinks.aggregates.actions import (
@@ -33,7 +34,7 @@ from projector.sinks.aggregates.actions import (
     group_limit_refusal,
     transaction_actions,
 )
-from projector.sinks.aggregates.calls import BATCH_GET_KEYS, MAX_TRANSACTION_ACTIONS, Calls
+from projector.sinks.aggregates.calls import MAX_TRANSACTION_ACTIONS, Calls
 from projector.sinks.aggregates.contributions import Contributions, diff
 from projector.sinks.aggregates.errors import describe_error
 from projector.sinks.aggregates.keys import RESERVED_ATTRIBUTES, generation_sk, item_pk, key
