@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, TypedDict
 
+from projector.source.tables import create_streamed_table
+
 if TYPE_CHECKING:
     from projector.runtime import Runtime
 
@@ -31,22 +33,15 @@ class SetupReport(TypedDict):
 
 def create_source_table(client: Any, table: str, key_attributes: tuple[str, ...]) -> bool:
     """The source table with a NEW_AND_OLD_IMAGES stream (local use); False if it already exists."""
-    names = ("HASH", "RANGE")
-    try:
-        client.create_table(
-            TableName=table,
-            AttributeDefinitions=[{"AttributeName": name, "AttributeType": "S"} for name in key_attributes],
-            KeySchema=[
-                {"AttributeName": name, "KeyType": kind}
-                for name, kind in zip(key_attributes, names, strict=False)
-            ],
-            BillingMode="PAY_PER_REQUEST",
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-        )
-    except client.exceptions.ResourceInUseException:
-        return False
-    client.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-    return True
+    kinds = ("HASH", "RANGE")
+    key_definition = {
+        "AttributeDefinitions": [{"AttributeName": name, "AttributeType": "S"} for name in key_attributes],
+        "KeySchema": [
+            {"AttributeName": name, "KeyType": kind}
+            for name, kind in zip(key_attributes, kinds, strict=False)
+        ],
+    }
+    return create_streamed_table(client, table, key_definition)
 
 
 def check_source_key(runtime: Runtime) -> tuple[str, ...] | None:

@@ -91,6 +91,15 @@ class _EventSource:
     def catalog(self) -> EventCatalog:
         return self._catalog
 
+    def _event_definition(self) -> dict[str, Any]:
+        """What both kinds add to ``definition()``: a change to any of it changes what is written."""
+        return {
+            "layout": self.layout.model_dump(),
+            "category": self.category,
+            "event_types": self._catalog.names,
+            "unknown_events": self.unknown_events,
+        }
+
 
 class EventStreamProjection(_EventSource, DocumentProjection):
     """One search document per stream: the fold of its events, versioned by the stream version."""
@@ -155,13 +164,7 @@ class EventStreamProjection(_EventSource, DocumentProjection):
         return self._handlers.get(event_type)
 
     def definition(self) -> dict[str, Any]:
-        return {
-            **super().definition(),
-            "layout": self.layout.model_dump(),
-            "category": self.category,
-            "event_types": self._catalog.names,
-            "unknown_events": self.unknown_events,
-        }
+        return {**super().definition(), **self._event_definition()}
 
 
 class EventAggregateProjection(_EventSource, AggregateProjection):
@@ -206,13 +209,7 @@ class EventAggregateProjection(_EventSource, AggregateProjection):
         return result
 
     def definition(self) -> dict[str, Any]:
-        return {
-            **super().definition(),
-            "layout": self.layout.model_dump(),
-            "category": self.category,
-            "event_types": self._catalog.names,
-            "unknown_events": self.unknown_events,
-        }
+        return {**super().definition(), **self._event_definition()}
 
 
 def stream_id_of(projection: EventStreamProjection | EventAggregateProjection, item: Item) -> str:

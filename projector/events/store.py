@@ -30,6 +30,7 @@ from projector.exceptions import ProjectorError
 from projector.records import decode_image
 from projector.retry import Deadline, RetryPolicy, retrying
 from projector.retry.transient import error_code, is_transient
+from projector.source.tables import create_streamed_table
 
 logger = logging.getLogger(__name__)
 
@@ -280,14 +281,4 @@ def decimal_json(text: str) -> Any:
 
 def create_events_table(client: Any, table: str, layout: EventLayout) -> bool:
     """An events table (stream id S, version N) with a NEW_AND_OLD_IMAGES stream; False if it exists."""
-    try:
-        client.create_table(
-            TableName=table,
-            BillingMode="PAY_PER_REQUEST",
-            StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
-            **layout.table_definition(),
-        )
-    except client.exceptions.ResourceInUseException:
-        return False
-    client.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-    return True
+    return create_streamed_table(client, table, layout.table_definition())

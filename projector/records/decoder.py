@@ -64,6 +64,13 @@ def _number(value: Any) -> Decimal:
     return number
 
 
+def _number_error(value: str, exc: decimal.DecimalException, at: int | str) -> DecodeError:
+    """The error of an inlined N value that Decimal refused, placed at the list index or map key ``at``."""
+    error = DecodeError(_number_reason(value, exc))
+    error.reversed_path.append(at)
+    return error
+
+
 def _number_reason(value: str, exc: decimal.DecimalException) -> str:
     if isinstance(exc, decimal.InvalidOperation):
         return f"N value is not a number ({_shape(value)})"
@@ -169,9 +176,7 @@ def _list(value: Any) -> list[Any]:
         error.reversed_path.append(index)
         raise
     except decimal.DecimalException as exc:
-        number_error = DecodeError(_number_reason(inner, exc))
-        number_error.reversed_path.append(index)
-        raise number_error from None
+        raise _number_error(inner, exc, at=index) from None
     return out
 
 
@@ -205,9 +210,7 @@ def _map(value: Any) -> dict[str, Any]:
         error.reversed_path.append(name)
         raise
     except decimal.DecimalException as exc:
-        number_error = DecodeError(_number_reason(inner, exc))
-        number_error.reversed_path.append(name)
-        raise number_error from None
+        raise _number_error(inner, exc, at=name) from None
     return out
 
 

@@ -9,22 +9,15 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from projector.exceptions import ProjectorError
 from projector.records import DecodeError, decode_image
-from projector.retry import Deadline, retrying
-from projector.retry.transient import is_transient
+from projector.retry import Deadline
+from projector.retry.batch_get import batch_get_consistent
 from projector.source.scanner import SegmentScanner, SourceTable
 
 if TYPE_CHECKING:
     from projector.source.scanner import Page
 
 logger = logging.getLogger(__name__)
-
-BATCH_GET_KEYS = 100
-
-
-class Unprocessed(ProjectorError):
-    """BatchGetItem left keys unprocessed: back off and ask again."""
 
 
 class Source:
@@ -68,30 +61,25 @@ class Source:
     def get(self, item_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         """Consistent reads of ``item_ids``: decoded items by id (absent ids are gone from the table)."""
         ids = list(dict.fromkeys(item_ids))
+        keys = [self.key_of(item_id) for item_id in ids]
+        id_by_key = {
+            json.dumps(item_key, sort_keys=True, default=str): item_id
+            for item_key, item_id in zip(keys, ids, strict=True)
+        }
         found: dict[str, dict[str, Any]] = {}
-        for start in range(0, len(ids), BATCH_GET_KEYS):
-            chunk = ids[start : start + BATCH_GET_KEYS]
-            pending = [self.key_of(item_id) for item_id in chunk]
-            by_key = {
-                json.dumps(self.key_of(item_id), sort_keys=True, default=str): item_id for item_id in chunk
-            }
 
-            def once(by_key: dict[str, str] = by_key) -> None:
-                nonlocal pending
-                request = {self.table.name: {"Keys": pending, "ConsistentRead": True}}
-                response = self.client.batch_get_item(RequestItems=request)
-                for raw in response.get("Responses", {}).get(self.table.name, []):
-                    key = {name: raw[name] for name in self.table.key_attributes}
-                    found[by_key[json.dumps(key, sort_keys=True, default=str)]] = decode_image(raw)
-                pending = response.get("UnprocessedKeys", {}).get(self.table.name, {}).get("Keys", [])
-                if pending:
-                    raise Unprocessed(f"{len(pending)} keys unprocessed")
+        def on_item(raw: dict[str, Any]) -> None:
+            item_key = {name: raw[name] for name in self.table.key_attributes}
+            found[id_by_key[json.dumps(item_key, sort_keys=True, default=str)]] = decode_image(raw)
 
-            retrying(
-                Deadline.never(),
-                lambda e: isinstance(e, Unprocessed) or is_transient(e),
-                what=f"BatchGetItem on {self.table.name}",
-            )(once)
+        batch_get_consistent(
+            self.client.batch_get_item,
+            self.table.name,
+            keys,
+            on_item,
+            Deadline.never(),
+            f"BatchGetItem on {self.table.name}",
+        )
         return found
 
 

@@ -10,6 +10,7 @@ Tombstone records, which no scan sees, are carried into the new generation at be
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Sequence
@@ -17,9 +18,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from projector.changes.batch import ItemChanges, SinkResult
 from projector.projection.base import AggregateProjection
-from projector.retry import Deadline, retrying
-from projector.retry.transient import is_transient
-from projector.sinks.aggregates.calls import BATCH_GET_KEYS, Calls
+from projector.retry import Deadline
+from projector.retry.batch_get import batch_get_consistent
+from projector.sinks.aggregates.calls import Calls
 from projector.sinks.aggregates.carryover import carry_tombstones
 from projector.sinks.aggregates.keys import generation_sk, item_pk, key
 from projector.sinks.aggregates.numbers import number
@@ -36,10 +37,6 @@ if TYPE_CHECKING:
     from projector.versioning.state import ItemState
 
 logger = logging.getLogger(__name__)
-
-
-class _Unprocessed(Exception):
-    """BatchGetItem left keys unprocessed: ask again."""
 
 
 class AggregateStore(ProjectionStore[AggregateProjection]):
@@ -103,27 +100,15 @@ class AggregateStore(ProjectionStore[AggregateProjection]):
         calls = Calls(self.client, Deadline.never())
         found: dict[str, ItemState] = {}
         ids = list(dict.fromkeys(item_ids))
-        for start in range(0, len(ids), BATCH_GET_KEYS):
-            pending = [
-                key(item_pk(projection.name, item_id), generation_sk(generation))
-                for item_id in ids[start : start + BATCH_GET_KEYS]
-            ]
 
-            def once() -> None:
-                nonlocal pending
-                request = {self.table_name: {"Keys": pending, "ConsistentRead": True}}
-                response = calls("batch_get_item", RequestItems=request)
-                for raw in response.get("Responses", {}).get(self.table_name, []):
-                    found[raw["item_id"]["S"]] = decode_record(raw).state
-                pending = response.get("UnprocessedKeys", {}).get(self.table_name, {}).get("Keys", [])
-                if pending:
-                    raise _Unprocessed(f"{len(pending)} keys unprocessed")
+        def on_item(raw: dict[str, Any]) -> None:
+            found[raw["item_id"]["S"]] = decode_record(raw).state
 
-            retrying(
-                calls.deadline,
-                lambda error: isinstance(error, _Unprocessed) or is_transient(error),
-                what=f"{projection.name} record reads",
-            )(once)
+        keys = [key(item_pk(projection.name, item_id), generation_sk(generation)) for item_id in ids]
+        batch_get_item = functools.partial(calls, "batch_get_item")
+        batch_get_consistent(
+            batch_get_item, self.table_name, keys, on_item, calls.deadline, f"{projection.name} record reads"
+        )
         return found
 
     def describe(self, projection: AggregateProjection) -> Layout:

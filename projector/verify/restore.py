@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from projector.projection.base import AggregateProjection, AttributeVersion
 from projector.records import DecodeError, decode_image
-from projector.retry import Deadline, retrying
-from projector.retry.transient import is_transient
+from projector.retry import Deadline
+from projector.retry.batch_get import batch_get_consistent
 from projector.sinks.aggregates.keys import generation_sk, item_pk, key
 from projector.sinks.aggregates.records import decode_record
 
@@ -25,12 +25,6 @@ if TYPE_CHECKING:
     from projector.verify.types import Verdict
 
 logger = logging.getLogger(__name__)
-
-BATCH_GET_KEYS = 100
-
-
-class _Unprocessed(Exception):
-    pass
 
 
 class _Page(Protocol):
@@ -82,26 +76,13 @@ def aggregate_backwards(
 def _records(runtime: Runtime, name: str, generation: int, item_ids: list[str]) -> dict[str, Any]:
     table = runtime.settings.aggregates_table
     states: dict[str, Any] = {}
-    by_pk = {item_pk(name, item_id): item_id for item_id in item_ids}
-    for start in range(0, len(item_ids), BATCH_GET_KEYS):
-        pending = [
-            key(item_pk(name, i), generation_sk(generation)) for i in item_ids[start : start + BATCH_GET_KEYS]
-        ]
+    id_by_pk = {item_pk(name, item_id): item_id for item_id in item_ids}
 
-        def once() -> None:
-            nonlocal pending
-            response = runtime.dynamodb.batch_get_item(
-                RequestItems={table: {"Keys": pending, "ConsistentRead": True}}
-            )
-            for raw in response.get("Responses", {}).get(table, []):
-                states[by_pk[raw["pk"]["S"]]] = decode_record(raw).state
-            pending = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
-            if pending:
-                raise _Unprocessed(f"{len(pending)} keys unprocessed")
+    def on_item(raw: dict[str, Any]) -> None:
+        states[id_by_pk[raw["pk"]["S"]]] = decode_record(raw).state
 
-        retrying(
-            Deadline.never(),
-            lambda error: isinstance(error, _Unprocessed) or is_transient(error),
-            what=f"BatchGetItem on {table}",
-        )(once)
+    keys = [key(item_pk(name, item_id), generation_sk(generation)) for item_id in item_ids]
+    batch_get_consistent(
+        runtime.dynamodb.batch_get_item, table, keys, on_item, Deadline.never(), f"BatchGetItem on {table}"
+    )
     return states

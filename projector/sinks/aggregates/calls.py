@@ -10,7 +10,6 @@ if TYPE_CHECKING:
     from projector.retry.deadline import Deadline
 
 MAX_TRANSACTION_ACTIONS = 100  # DynamoDB's limit of actions per TransactWriteItems
-BATCH_GET_KEYS = 100  # DynamoDB's limit of keys per BatchGetItem
 
 
 class Calls:

@@ -24,6 +24,7 @@ from projector.changes.batch import ItemChanges
 from projector.config.exceptions import ConfigurationError
 from projector.projection.base import AggregateProjection
 from projector.projection.rendering import Rejected
+from projector.retry.batch_get import BATCH_GET_KEYS
 from projector.retry.policy import DEFAULT_POLICY, DeadlineExceeded, RetryPolicy, retrying
 from projector.retry.transient import TRANSIENT_REASONS, error_code, is_transient
 from projector.sinks.aggregates.actions import (
@@ -33,7 +34,7 @@ from projector.sinks.aggregates.actions import (
     group_limit_refusal,
     transaction_actions,
 )
-from projector.sinks.aggregates.calls import BATCH_GET_KEYS, MAX_TRANSACTION_ACTIONS, Calls
+from projector.sinks.aggregates.calls import MAX_TRANSACTION_ACTIONS, Calls
 from projector.sinks.aggregates.contributions import Contributions, diff
 from projector.sinks.aggregates.errors import describe_error
 from projector.sinks.aggregates.keys import RESERVED_ATTRIBUTES, generation_sk, item_pk, key
@@ -299,6 +300,15 @@ class _ApplyCall:
         reread: set[str] = set()
         last_error: BaseException | None = None
 
+        def keep_if_writing(plan: ItemPlan) -> bool:
+            """A re-made plan replaces its item's in ``pending`` while it still writes; else the item,
+            settled, leaves ``pending``. Whether it still writes."""
+            if self._needs_write(plan):
+                pending[plan.item.item_id] = plan
+                return True
+            del pending[plan.item.item_id]
+            return False
+
         def attempt_once() -> None:
             nonlocal last_error
             stale_ids = sorted(reread & pending.keys())
@@ -306,11 +316,7 @@ class _ApplyCall:
                 found = self._read_records([pending[i].item for i in stale_ids], retry=False)
                 reread.difference_update(stale_ids)
                 for item_id in stale_ids:
-                    plan = self._plan(pending[item_id].item, found)
-                    if self._needs_write(plan):
-                        pending[item_id] = plan
-                    else:
-                        del pending[item_id]
+                    keep_if_writing(self._plan(pending[item_id].item, found))
             packed = [p for i, p in pending.items() if i not in alone]
             queue = [
                 [unit.payload for unit in piece]
@@ -339,11 +345,8 @@ class _ApplyCall:
                     plan = chunk[0]
                     reason = f"{self.projection.name}: DynamoDB refused the item's write: {refused}"
                     again = self._without(plan, reason)
-                    if self._needs_write(again):
-                        pending[plan.item.item_id] = again
+                    if keep_if_writing(again):
                         queue.append([again])
-                    else:
-                        del pending[plan.item.item_id]
                     continue
                 except ClientError as error:
                     if is_transient(error):
@@ -364,11 +367,8 @@ class _ApplyCall:
                         self.result.record_writes += len(plan.writes) + plan.committed
                         found = self._read_records([plan.item], retry=False)
                         again = self._plan(plan.item, found)
-                        if self._needs_write(again):
-                            pending[plan.item.item_id] = again
+                        if keep_if_writing(again):
                             queue.append([again])
-                        else:
-                            del pending[plan.item.item_id]
                         continue
                     self._done(plan)
                     del pending[plan.item.item_id]

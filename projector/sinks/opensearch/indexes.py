@@ -145,11 +145,9 @@ def begin_rebuild(client: OpenSearch, projection: DocumentProjection, prefix: st
     during the same rebuild returns the index already being built.
     """
     index = names(projection, prefix)
-    layout = _layout(client, index)
-    read, writes = _alias_targets(layout, index)
-    if not read:
-        raise IndexLayoutError(f"{index.read_alias} does not exist yet: run ensure (projector setup) first")
-    building = _building(index, read, writes)
+    layout, read, writes, building = _alias_state(
+        client, index, when_absent="does not exist yet: run ensure (projector setup) first"
+    )
     if building:
         stored = _stored_hash(client, building[0])
         if stored != projection.definition_hash():
@@ -210,11 +208,9 @@ def rollback(client: OpenSearch, projection: DocumentProjection, prefix: str) ->
     rebuild began) has missed changes, which the log says: run verify --repair after such a rollback.
     """
     index = names(projection, prefix)
-    layout = _layout(client, index)
-    read, writes = _alias_targets(layout, index)
-    if not read:
-        raise IndexLayoutError(f"{index.read_alias} does not exist: nothing to roll back")
-    building = _building(index, read, writes)
+    layout, read, writes, building = _alias_state(
+        client, index, when_absent="does not exist: nothing to roll back"
+    )
     if building:
         client.indices.update_aliases(
             body={"actions": [{"remove": {"index": name, "alias": index.write_alias}} for name in building]}
@@ -260,6 +256,18 @@ def describe(client: OpenSearch, projection: DocumentProjection, prefix: str) ->
         stored_hash=_stored_hash(client, read) if read else None,
         code_hash=projection.definition_hash(),
     )
+
+
+def _alias_state(
+    client: OpenSearch, index: IndexNames, when_absent: str
+) -> tuple[dict[str, dict[str, Any]], str, list[str], list[str]]:
+    """The layout, the index serving reads, the write targets and those being rebuilt (see ``_building``);
+    IndexLayoutError ``{read alias} {when_absent}`` when no index serves reads yet."""
+    layout = _layout(client, index)
+    read, writes = _alias_targets(layout, index)
+    if not read:
+        raise IndexLayoutError(f"{index.read_alias} {when_absent}")
+    return layout, read, writes, _building(index, read, writes)
 
 
 def _building(index: IndexNames, read: str | None, writes: list[str]) -> list[str]:
