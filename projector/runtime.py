@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 from projector.config.settings import Settings, load_settings
 from projector.projection.registry import Registry, load_projections
-from projector.stores.kinds import Connections, kind_of, open_store
+from projector.stores.base import Connections
+from projector.stores.kinds import kind_of, open_store
 
 if TYPE_CHECKING:
     from projector.deadletters.store import DeadLetterStore

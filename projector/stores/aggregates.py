@@ -33,7 +33,7 @@ from projector.versioning import fold, scheme_for
 if TYPE_CHECKING:
     from projector.config.settings import Settings
     from projector.sinks.aggregates.plans import AggregateResult
-    from projector.stores.kinds import Connections
+    from projector.stores.base import Connections
     from projector.versioning.state import ItemState
 
 logger = logging.getLogger(__name__)

@@ -16,12 +16,25 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from projector.changes.batch import ItemChanges, SinkResult
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from projector.config.settings import Settings
     from projector.projection.base import Projection
     from projector.retry.deadline import Deadline
-    from projector.stores.kinds import Connections
+    from projector.sinks.opensearch.carryover import Gone
     from projector.versioning.state import ItemState
 
 P = TypeVar("P", bound="Projection")
+
+
+@dataclass(frozen=True, slots=True)
+class Connections:
+    """What a store may use: the settings and the clients, created on first use by whoever owns them."""
+
+    settings: Settings
+    opensearch: Callable[[], Any]
+    dynamodb: Callable[[], Any]
+    missing_from_source: Gone | None = None  # the ids gone from the source table (consistent reads)
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from projector.projection.base import DocumentProjection
     from projector.retry.deadline import Deadline
     from projector.sinks.opensearch.carryover import Gone
-    from projector.stores.kinds import Connections
+    from projector.stores.base import Connections
 
 
 class EventStreamStore(SearchDocumentStore):

@@ -15,12 +15,8 @@ from typing import TYPE_CHECKING, Any
 from projector.config.exceptions import ConfigurationError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
-    from projector.config.settings import Settings
     from projector.projection.base import Projection
-    from projector.sinks.opensearch.carryover import Gone
-    from projector.stores.base import ProjectionStore
+    from projector.stores.base import Connections, ProjectionStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,16 +38,6 @@ KINDS: dict[str, StoreKind] = {
         "projector.stores.events:EventStreamStore", "projector.events.verify:StreamCheck"
     ),
 }
-
-
-@dataclass(frozen=True, slots=True)
-class Connections:
-    """What a store may use: the settings and the clients, created on first use by whoever owns them."""
-
-    settings: Settings
-    opensearch: Callable[[], Any]
-    dynamodb: Callable[[], Any]
-    missing_from_source: Gone | None = None  # the ids gone from the source table (consistent reads)
 
 
 def kind_of(projection: Projection) -> str:

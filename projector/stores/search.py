@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from projector.config.settings import Settings
     from projector.retry.deadline import Deadline
     from projector.sinks.opensearch.types import StoredDocument
-    from projector.stores.kinds import Connections
+    from projector.stores.base import Connections
     from projector.versioning.state import ItemState
 
 logger = logging.getLogger(__name__)

@@ -18,8 +18,7 @@ from projector.changes.batch import ItemChanges, SinkResult
 from projector.changes.types import Change
 from projector.projection.base import Projection
 from projector.retry.deadline import Deadline
-from projector.stores.base import Layout, ProjectionStore, WouldWrite
-from projector.stores.kinds import Connections
+from projector.stores.base import Connections, Layout, ProjectionStore, WouldWrite
 from projector.versioning import ItemState, fold, scheme_for
 
 

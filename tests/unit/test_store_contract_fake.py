@@ -10,8 +10,8 @@ import pytest
 
 from projections.orders import customer_totals, orders
 from projector.retry.deadline import Deadline
-from projector.stores.base import ProjectionStore
-from projector.stores.kinds import KINDS, Connections, kind_of, store_class
+from projector.stores.base import Connections, ProjectionStore
+from projector.stores.kinds import KINDS, kind_of, store_class
 from tests.support.store_contract import Orders, StoreCase, StoreContract, batch
 from tests.support.stores import InMemoryStore
 
