@@ -97,15 +97,23 @@ def rows(results: dict[str, Any]) -> list[tuple[str, ...]]:
     return out
 
 
-def render(results: dict[str, Any], markdown: bool = False) -> str:
-    table = [HEADERS, *rows(results)]
+def _lay_out(table: list[tuple[str, ...]], markdown: bool) -> list[str]:
+    """Rows (the first one the headers) as Markdown or as aligned plain-text columns."""
+    columns = len(table[0])
     if markdown:
         lines = ["| " + " | ".join(row) + " |" for row in table]
-        lines.insert(1, "|" + "|".join(" --- " for _ in HEADERS) + "|")
-        return "\n".join(lines)
-    widths = [max(len(row[i]) for row in table) for i in range(len(HEADERS))]
+        lines.insert(1, "|" + "|".join(" --- " for _ in range(columns)) + "|")
+        return lines
+    widths = [max(len(row[i]) for row in table) for i in range(columns)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in table]
     lines.insert(1, "  ".join("-" * width for width in widths))
+    return lines
+
+
+def render(results: dict[str, Any], markdown: bool = False) -> str:
+    lines = _lay_out([HEADERS, *rows(results)], markdown)
+    if markdown:
+        return "\n".join(lines)
     machine = results.get("machine", {})
     head = (
         f"projector benchmarks {results.get('date')} on {machine.get('cpu_count')} x {machine.get('cpu_model')}, "
@@ -120,15 +128,8 @@ COMPARE_HEADERS = ("case", "before: ratio", "after: ratio", "goal", "met after")
 def compare(before: dict[str, Any], after: dict[str, Any], markdown: bool = False) -> str:
     """Two results files side by side, case by case: the before/after table of docs/benchmarks.md."""
     earlier = {row[0]: row for row in rows(before)}
-    table = [COMPARE_HEADERS]
+    table: list[tuple[str, ...]] = [COMPARE_HEADERS]
     for row in rows(after):
         old = earlier.get(row[0])
         table.append((row[0], old[3] if old else "-", row[3], row[4], row[5]))
-    if markdown:
-        lines = ["| " + " | ".join(row) + " |" for row in table]
-        lines.insert(1, "|" + "|".join(" --- " for _ in COMPARE_HEADERS) + "|")
-        return "\n".join(lines)
-    widths = [max(len(row[i]) for row in table) for i in range(len(COMPARE_HEADERS))]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)) for row in table]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
+    return "\n".join(_lay_out(table, markdown))

@@ -1,6 +1,6 @@
 """The contract every ``ProjectionStore`` keeps, as tests: subclass ``StoreContract`` and give a ``case``.
 
-tests/unit/test_store_contract.py runs it against the in-memory fake (tests/support/stores.py),
+tests/unit/test_store_contract_fake.py runs it against the in-memory fake (tests/support/stores.py),
 tests/integration/test_store_contract.py against the real search and aggregate stores on the local
 servers. The same assertions, so the fake that unit tests of the apply path rely on behaves like the
 real stores in everything they check: a redelivery changes nothing, a late older change is stale, a
@@ -9,19 +9,18 @@ deleted item stays deleted, and reads stay on one exact build through every rebu
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from projector.changes.batch import ItemChanges, SinkResult
-from projector.changes.types import Change, ChangeKind, StreamPosition
+from projector.changes.batch import SinkResult
+from projector.changes.types import Change
 from projector.projection.base import Projection
 from projector.retry.deadline import Deadline
 from projector.stores.base import ProjectionStore
 from projector.versioning.state import ItemState
-
-T0 = 1_700_000_000.0
+from tests.support.orders import OrderSource as Orders
+from tests.support.orders import batch
 
 
 @dataclass
@@ -36,64 +35,6 @@ class StoreCase:
 
     def states(self, item_ids: list[str], build: str | None = None) -> dict[str, ItemState]:
         return self.store.read_states(self.projection, item_ids, build)
-
-
-class Orders:
-    """Shop orders as the source table holds them, emitting their stream changes in order."""
-
-    def __init__(self) -> None:
-        self.items: dict[str, dict[str, Any]] = {}
-        self.sequence = 0
-
-    def _change(self, kind: ChangeKind, order_id: str, new: dict[str, Any] | None, old: Any) -> Change:
-        self.sequence += 1
-        return Change(
-            keys={"order_id": order_id},
-            kind=kind,
-            new_image=new,
-            old_image=old,
-            position=StreamPosition(created_at=T0 + self.sequence, sequence=str(self.sequence * 100)),
-        )
-
-    def put(self, order_id: str, **fields: Any) -> Change:
-        old = self.items.get(order_id)
-        if old is None:
-            new = {
-                "order_id": order_id,
-                "customer_id": "c1",
-                "status": "PAID",
-                "total": Decimal("10.00"),
-                "currency": "EUR",
-                "created_at": "2024-03-01T10:00:00Z",
-                **fields,
-                "version": Decimal(1),
-            }
-        else:
-            new = {**old, **fields, "version": old["version"] + 1}
-        self.items[order_id] = new
-        kind = ChangeKind.MODIFY if old else ChangeKind.INSERT
-        return self._change(kind, order_id, dict(new), dict(old) if old else None)
-
-    def remove(self, order_id: str) -> Change:
-        old = self.items.pop(order_id)
-        return self._change(ChangeKind.REMOVE, order_id, None, dict(old))
-
-
-def batch(changes: list[Change]) -> list[ItemChanges]:
-    """A delivery grouped by item in stream order, as the pipeline groups it."""
-    grouped: dict[str, list[Change]] = defaultdict(list)
-    for index, change in enumerate(changes):
-        copy = Change(
-            keys=change.keys,
-            kind=change.kind,
-            new_image=change.new_image,
-            old_image=change.old_image,
-            position=change.position,
-            backfill=change.backfill,
-            batch_index=index,
-        )
-        grouped[change.keys["order_id"]].append(copy)
-    return [ItemChanges(item_id, items) for item_id, items in grouped.items()]
 
 
 class StoreContract:
