@@ -29,9 +29,11 @@ class ItemChanges:
 class SinkResult:
     """What a store did with a batch for one projection.
 
-    ``failed`` items could not be written within the retries and the deadline: none of their changes is
-    applied and the pipeline reports the earliest of them to Lambda. ``poison`` changes can never be
-    applied (mapping errors, oversized documents, bad versions) and go to the dead-letter store.
+    ``failed`` items could not be written within the retries and the deadline: the pipeline reports the
+    earliest of their changes to Lambda, or the one ``unapplied`` names when the store applied the item's
+    changes up to it (an event stream folds up to a gap it could not fill). ``poison`` changes can never
+    be applied (mapping errors, oversized documents, bad versions) and go to the dead-letter store.
+    ``gap_reads`` counts the reads an event-stream store made for versions a batch lacked.
     """
 
     applied: int = 0
@@ -39,6 +41,8 @@ class SinkResult:
     failed: dict[str, str] = field(default_factory=dict)
     poison: list[tuple[Change, str]] = field(default_factory=list)
     requests: int = 0
+    unapplied: dict[str, Change] = field(default_factory=dict)
+    gap_reads: int = 0
 
     def merge(self, other: SinkResult) -> None:
         self.applied += other.applied

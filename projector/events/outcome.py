@@ -24,14 +24,6 @@ logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
-class EventSinkResult(SinkResult):
-    """A SinkResult with the gap reads made and, per failed stream, its first unapplied record."""
-
-    gap_reads: int = 0
-    unapplied: dict[str, Change] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
 class StreamBatch:
     """One stream's records in the batch, by version (the first of duplicates), and the rest."""
 
@@ -54,7 +46,7 @@ class Missing:
 MISSING = Missing()
 
 
-def stopped(stream: StreamBatch, stop: FoldStop | None, result: EventSinkResult) -> None:
+def stopped(stream: StreamBatch, stop: FoldStop | None, result: SinkResult) -> None:
     if stop is None:
         return
     later = sorted(v for v in stream.by_version if v >= stop.version)
@@ -70,7 +62,7 @@ def hold(
     stream: StreamBatch,
     version: int,
     reason: str,
-    result: EventSinkResult,
+    result: SinkResult,
     first: bool,
     poison_at: int | None = None,
 ) -> None:
@@ -91,7 +83,7 @@ def hold(
             )
 
 
-def fail(result: EventSinkResult, stream: StreamBatch, version: int, reason: str) -> None:
+def fail(result: SinkResult, stream: StreamBatch, version: int, reason: str) -> None:
     later = [v for v in sorted(stream.by_version) if v > version]
     if not later:
         return
@@ -114,7 +106,7 @@ def account(
     streams: dict[str, StreamBatch],
     bases: dict[str, int],
     reached: dict[str, int],
-    result: EventSinkResult,
+    result: SinkResult,
 ) -> None:
     """Counts from the target serving reads (the first): a record above what was stored and up to
     what was reached is applied; at or below what was stored it is stale (a replay or duplicate)."""

@@ -21,13 +21,12 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from projector.changes.batch import ItemChanges
+from projector.changes.batch import ItemChanges, SinkResult
 from projector.changes.types import ChangeKind
 from projector.events.documents import Stored, index_line, stored_of
 from projector.events.fold import FoldStop, StreamState, fold
 from projector.events.outcome import (
     MISSING,
-    EventSinkResult,
     Missing,
     StreamBatch,
     account,
@@ -77,8 +76,8 @@ class EventStreamSink:
 
     def apply(
         self, projection: EventStreamProjection, items: Sequence[ItemChanges], deadline: Deadline
-    ) -> EventSinkResult:
-        result = EventSinkResult()
+    ) -> SinkResult:
+        result = SinkResult()
         counter = RequestCounter()
         client: Any = CountingClient(self.client, counter)
         streams = self._parse(projection, items, result)
@@ -116,7 +115,7 @@ class EventStreamSink:
 
     # parsing --------------------------------------------------------------------------------------------
     def _parse(
-        self, projection: EventStreamProjection, items: Sequence[ItemChanges], result: EventSinkResult
+        self, projection: EventStreamProjection, items: Sequence[ItemChanges], result: SinkResult
     ) -> dict[str, StreamBatch]:
         streams: dict[str, StreamBatch] = {}
         for entry in items:
@@ -155,7 +154,7 @@ class EventStreamSink:
         target: str,
         streams: dict[str, StreamBatch],
         deadline: Deadline,
-        result: EventSinkResult,
+        result: SinkResult,
         bases: dict[str, int],
     ) -> dict[str, int]:
         """Fold and write every stream on ``target``; the version each stream's document reached.
@@ -229,7 +228,7 @@ class EventStreamSink:
         stream: StreamBatch,
         base: int,
         deadline: Deadline,
-        result: EventSinkResult,
+        result: SinkResult,
     ) -> None:
         """One Query for the versions between the stored one and the batch's newest that the batch lacks."""
         top = max(stream.by_version)
@@ -292,7 +291,7 @@ class EventStreamSink:
         lines: dict[str, tuple[bytes, int]],
         streams: dict[str, StreamBatch],
         deadline: Deadline,
-        result: EventSinkResult,
+        result: SinkResult,
         final: dict[str, int],
     ) -> list[str]:
         """Bulk-write ``lines``; the streams that met a version conflict (to re-read and re-fold)."""

@@ -84,12 +84,11 @@ def apply_changes(
         tally.failed += len(result.failed)
         outcome.stale += result.stale
         outcome.requests += result.requests
-        outcome.gap_reads += getattr(result, "gap_reads", 0)  # events hook
-        unapplied: dict[str, Change] = getattr(result, "unapplied", {})  # events: a stream's first unapplied
+        outcome.gap_reads += result.gap_reads
         for item_id, error in result.failed.items():
             item = items[item_id]
             applied_everywhere.difference_update(change.batch_index for change in item.changes)
-            first = unapplied.get(item_id) or item.changes[0]
+            first = result.unapplied.get(item_id) or item.changes[0]
             outcome.fail(first.batch_index, first.sequence_number, f"{projection.name}:{item_id}", error)
         for change, error in result.poison:
             logger.warning(

@@ -20,7 +20,6 @@ from projector.stores.search import SearchDocumentStore
 if TYPE_CHECKING:
     from projector.changes.batch import ItemChanges
     from projector.config.settings import Settings
-    from projector.events.outcome import EventSinkResult
     from projector.projection.base import DocumentProjection
     from projector.retry.deadline import Deadline
     from projector.sinks.opensearch.carryover import Gone
@@ -70,5 +69,5 @@ class EventStreamStore(SearchDocumentStore):
 
     def apply(
         self, projection: DocumentProjection, items: Sequence[ItemChanges], deadline: Deadline
-    ) -> EventSinkResult:
+    ) -> SinkResult:
         return self.events.apply(projection, items, deadline)  # type: ignore[arg-type]  # an event-stream projection by the registry
