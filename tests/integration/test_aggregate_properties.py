@@ -31,11 +31,12 @@ from projector.changes import Change, ChangeKind, StreamPosition
 from projector.changes.batch import ItemChanges
 from projector.clients import dynamodb_client
 from projector.config import Settings
-from projector.projection.base import AggregateProjection, Count, Sum
+from projector.projection.base import AggregateProjection
 from projector.retry import Deadline
 from projector.sinks.aggregates import AggregateSink, ensure_table, numbers, render_measure
 from projector.sinks.aggregates.keys import group_pk, item_pk, meta_pk
 from projector.sinks.aggregates.records import decode_record
+from tests.support.projections import TAGS
 
 pytestmark = pytest.mark.integration
 
@@ -45,14 +46,6 @@ DAYS = ("2024-02-28", "2024-02-29", "2024-03-01")
 STATUSES = ("PENDING", "PAID", "SHIPPED", "CANCELLED")
 TAG_KEYS = tuple(f"t{n}" for n in range(8))
 _examples = itertools.count()
-
-TAGS = AggregateProjection(
-    name="tags",
-    key_attributes=("order_id",),
-    group_name="tag",
-    measures={"items": Count(), "amount": Sum(attribute="total", places=2)},
-    groups=lambda item: list(item["tags"]),
-)
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from projector import DocumentProjection
+from projector import AggregateProjection, Count, DocumentProjection, Sum
 
 CARTS = DocumentProjection(
     name="carts",
@@ -23,4 +23,13 @@ CARTS = DocumentProjection(
             },
         }
     },
+)
+
+# An aggregate over an order's ``tags`` list: an item in several groups at once (old and new).
+TAGS = AggregateProjection(
+    name="tags",
+    key_attributes=("order_id",),
+    group_name="tag",
+    measures={"items": Count(), "amount": Sum(attribute="total", places=2)},
+    groups=lambda item: list(item["tags"]),
 )

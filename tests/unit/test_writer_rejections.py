@@ -16,7 +16,7 @@ import pytest
 from projector.changes import Change, ChangeKind
 from projector.changes.batch import ItemChanges
 from projector.config import Settings
-from projector.projection.base import AggregateProjection, Count, DocumentProjection, Sum
+from projector.projection.base import DocumentProjection
 from projector.retry import Deadline
 from projector.sinks.aggregates import AggregateSink
 from projector.sinks.aggregates.keys import generation_sk, item_pk
@@ -27,6 +27,7 @@ from projector.sinks.opensearch.progress import ItemWrite
 from projector.sinks.opensearch.types import WriteLimits
 from projector.sinks.opensearch.writer import OpenSearchSink, _TargetWrite
 from projector.versioning import ItemState
+from tests.support.projections import TAGS
 from tests.unit.test_fold_rejections import ATTRIBUTE, KEY, image, insert, modify, position, remove, replayed
 
 pytestmark = pytest.mark.unit
@@ -130,14 +131,6 @@ def test_opensearch_replays_of_an_oversized_record_are_all_poison() -> None:
 
 
 # --- the aggregate writer's fold step -------------------------------------------------------------------
-
-TAGS = AggregateProjection(
-    name="tags",
-    key_attributes=("order_id",),
-    group_name="tag",
-    measures={"items": Count(), "amount": Sum(attribute="total", places=2)},
-    groups=lambda item: list(item["tags"]),
-)
 
 
 def planned(changes: list[Change], record: StoredRecord | None = None, max_actions: int = 4) -> Any:
