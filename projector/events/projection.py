@@ -231,8 +231,3 @@ def layout_for(projections: Iterable[Any]) -> EventLayout | None:
             "the event projections declare different event layouts, but they read one source table"
         )
     return next(iter(layouts), None)
-
-
-def is_event_stream(projection: Any) -> bool:
-    """Whether a projection is folded per stream by the event sink (the engine's hooks ask this)."""
-    return isinstance(projection, EventStreamProjection)
